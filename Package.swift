@@ -1,0 +1,122 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// voxsync: a local-first store for voice-biometric profiles.
+///
+/// Dependencies point one way: C shims and the wire format at the bottom, executables at the top.
+/// See README.md ("Source layout") for what lives where.
+let package = Package(
+    name: "voxsync",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "voxsyncd", targets: ["voxsyncd"]),
+        .executable(name: "voxsync", targets: ["voxsync"]),
+        .executable(name: "voxsync-bench", targets: ["voxsync-bench"]),
+        .library(name: "VoxClient", targets: ["VoxClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // MARK: System libraries (Debian packages; shims re-export macros Swift cannot import)
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+
+        // MARK: Libraries
+        .target(
+            name: "VoxWire",
+            dependencies: [
+                "CZstd",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["Generated/README.md"]
+        ),
+        .target(name: "VoxCore"),
+        .target(
+            name: "VoxTransport",
+            dependencies: [
+                "VoxWire",
+                "VoxCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "VoxClient",
+            dependencies: [
+                "VoxWire",
+                "VoxCore",
+                "VoxTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // MARK: Executables
+        .executableTarget(
+            name: "voxsyncd",
+            dependencies: [
+                "VoxWire",
+                "VoxCore",
+                "VoxTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "voxsync",
+            dependencies: [
+                "VoxClient",
+                "VoxWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "voxsync-bench",
+            dependencies: [
+                "VoxClient",
+                "VoxWire",
+                "VoxTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // MARK: Tests
+        .testTarget(name: "VoxWireTests", dependencies: ["VoxWire"]),
+        .testTarget(name: "VoxCoreTests", dependencies: ["VoxCore"]),
+        .testTarget(
+            name: "VoxTransportTests",
+            dependencies: [
+                "VoxTransport", "VoxWire", "VoxClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,157 @@
+import Foundation
+import VoxWire
+
+/// The rules of one server-side connection, without the socket.
+///
+/// It decides, for every decoded envelope and every stream event, what the connection does:
+/// greet, answer a ping, hand a request to the service, refuse it, or send an error and close.
+/// It also decides when the connection may read more (at most `maxInFlight` requests waiting
+/// for an answer). The channel handler only carries out its actions.
+public struct ServerConnectionStateMachine {
+    public enum Action: Equatable {
+        /// Answer the handshake with `HelloOk`.
+        case sendHelloOk(requestID: UInt64)
+        /// Answer a ping with this payload.
+        case sendPong(requestID: UInt64, payload: Data)
+        /// Hand the request to the service; the connection now has one more request in flight.
+        case dispatch(requestID: UInt64, Envelope.OneOf_Message)
+        /// Answer with an error and keep serving.
+        case sendError(requestID: UInt64, code: ErrorCode, message: String)
+        /// Answer with a connection-level error (request id 0) and close.
+        case sendErrorAndClose(code: ErrorCode, message: String)
+        /// Close without a word (the peer closed, or we already sent an error).
+        case close
+        /// Nothing to do.
+        case none
+    }
+
+    private enum State {
+        case awaitingHello
+        case serving
+        /// Shutting down gracefully: no new requests, close once in flight is zero.
+        case draining
+        case closed
+    }
+
+    public let maxInFlight: Int
+    private var state: State = .awaitingHello
+    /// Requests handed to the service whose answers were not yet written.
+    public private(set) var inFlight = 0
+
+    public init(maxInFlight: Int) {
+        precondition(maxInFlight > 0)
+        self.maxInFlight = maxInFlight
+    }
+
+    /// Whether the handler may decode (and so read) more frames now.
+    public var mayReadMore: Bool {
+        switch state {
+        case .awaitingHello, .serving: inFlight < maxInFlight
+        case .draining, .closed: false
+        }
+    }
+
+    public var isClosed: Bool { state == .closed }
+
+    /// A whole envelope arrived.
+    public mutating func envelopeReceived(_ envelope: Envelope) -> Action {
+        let id = envelope.requestID
+        switch state {
+        case .closed, .draining:
+            return .none
+        case .awaitingHello:
+            guard case .hello(let hello)? = envelope.message else {
+                state = .closed
+                let got = envelope.message?.name ?? "an empty envelope"
+                return .sendErrorAndClose(
+                    code: .protocol, message: "the first message must be hello (protocol version \(WireProtocol.version)); got \(got)")
+            }
+            guard hello.protocolVersion == WireProtocol.version else {
+                state = .closed
+                return .sendErrorAndClose(
+                    code: .protocol,
+                    message: "client speaks protocol version \(hello.protocolVersion); this server speaks \(WireProtocol.version)")
+            }
+            guard hello.clientName.utf8.count <= 256 else {
+                state = .closed
+                return .sendErrorAndClose(code: .protocol, message: "hello.client_name is over 256 bytes")
+            }
+            state = .serving
+            return .sendHelloOk(requestID: id)
+        case .serving:
+            guard let message = envelope.message else {
+                return .sendError(
+                    requestID: id, code: .invalidArgument,
+                    message: "the envelope carries no message this server knows (it speaks protocol version \(WireProtocol.version))")
+            }
+            guard id != 0 else {
+                return .sendError(requestID: 0, code: .invalidArgument, message: "request_id 0 is reserved; number requests from 1")
+            }
+            switch message {
+            case .hello:
+                return .sendError(requestID: id, code: .invalidArgument, message: "hello was already exchanged on this connection")
+            case .ping(let ping):
+                return .sendPong(requestID: id, payload: ping.payload)
+            default:
+                inFlight += 1
+                return .dispatch(requestID: id, message)
+            }
+        }
+    }
+
+    /// The service answered one dispatched request (the answer is being written).
+    public mutating func responseWritten() -> Action {
+        precondition(inFlight > 0, "an answer without a request")
+        inFlight -= 1
+        if state == .draining && inFlight == 0 {
+            state = .closed
+            return .close
+        }
+        return .none
+    }
+
+    /// The byte stream could not be decoded.
+    public mutating func decodingFailed(_ error: WireError) -> Action {
+        guard state != .closed else { return .none }
+        state = .closed
+        return .sendErrorAndClose(code: .protocol, message: error.message)
+    }
+
+    /// The peer shut its side down; `unreadBytes` of an unfinished frame remain.
+    public mutating func inputEnded(unreadBytes: Int) -> Action {
+        guard state != .closed else { return .none }
+        if unreadBytes > 0 {
+            state = .closed
+            return .sendErrorAndClose(code: .protocol, message: FrameDecoder.truncated(remaining: unreadBytes).message)
+        }
+        return beginDraining()
+    }
+
+    /// Nothing arrived for the idle timeout.
+    public mutating func idleTimeoutFired(after timeout: Duration) -> Action {
+        guard state != .closed else { return .none }
+        if inFlight > 0 { return .none }  // a slow answer is not idleness
+        state = .closed
+        return .sendErrorAndClose(code: .unavailable, message: "connection idle for \(timeout); closing it, reconnect to go on")
+    }
+
+    /// The server is shutting down: finish what is in flight, accept nothing new, then close.
+    public mutating func shutdownRequested() -> Action {
+        guard state != .closed else { return .none }
+        return beginDraining()
+    }
+
+    /// The channel is gone.
+    public mutating func channelClosed() {
+        state = .closed
+    }
+
+    private mutating func beginDraining() -> Action {
+        if inFlight == 0 {
+            state = .closed
+            return .close
+        }
+        state = .draining
+        return .none
+    }
+}
