@@ -107,7 +107,7 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "VoxWireTests", dependencies: ["VoxWire"]),
+        .testTarget(name: "VoxWireTests", dependencies: ["VoxWire", "CZstd", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "VoxCoreTests", dependencies: ["VoxCore"]),
         .testTarget(
             name: "VoxTransportTests",
