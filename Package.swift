@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(
             name: "VoxTransportTests",
             dependencies: [
-                "VoxTransport", "VoxWire", "VoxClient",
+                "VoxTransport", "VoxWire", "VoxClient", "CZstd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -1,0 +1,102 @@
+import Foundation
+import NIOCore
+import Testing
+import VoxClient
+import VoxTransport
+import VoxWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct UnixSocketServerTests {
+    @Test func socketFileIsOwnerOnly() async throws {
+        let server = try await startServer()
+        defer { Task { await server.shutdown() } }
+        var info = stat()
+        #expect(stat(server.path!, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o600)
+    }
+
+    @Test func secondServerOnALivePathIsRefused() async throws {
+        let server = try await startServer()
+        defer { Task { await server.shutdown() } }
+        let error = await #expect(throws: TransportError.self) { try await startServer(path: server.path!) }
+        #expect(error?.code == .addressInUse)
+        let client = makeClient(server.path!)
+        defer { client.close() }
+        try await client.ping()
+    }
+
+    @Test func staleSocketFileIsReplaced() async throws {
+        let path = temporarySocketPath()
+        leaveStaleSocketFile(at: path)  // bound, never listened, never removed: as after a crash
+        #expect(FileManager.default.fileExists(atPath: path))
+        let second = try await startServer(path: path)
+        defer { Task { await second.shutdown() } }
+        let client = makeClient(path)
+        defer { client.close() }
+        try await client.ping()
+    }
+
+    @Test func overlongSocketPathIsExplained() async {
+        let path = "/tmp/" + String(repeating: "d", count: 120) + "/s.sock"
+        let error = await #expect(throws: TransportError.self) { try await startServer(path: path) }
+        #expect(error?.code == .invalidSocketPath)
+        #expect(error?.message.contains("at most 107") == true)
+    }
+
+    @Test func pipelinedAnswersComeBackInRequestOrder() async throws {
+        let server = try await startServer(responder: TestResponder(statsDelay: .milliseconds(50)))
+        defer { Task { await server.shutdown() } }
+        let raw = try RawSocket(path: server.path!)
+        var get = Voxsync_V1_GetRequest()
+        get.speakerID = "nobody"
+        // One write carrying a hello, a slow request, a fast one and a ping.
+        raw.send(helloFrame(id: 1) + frame(Envelope(requestID: 2, .stats(.init())))
+                 + frame(Envelope(requestID: 3, .get(get))) + frame(Envelope(requestID: 4, .ping(Ping()))))
+        let answers = raw.read(count: 4)
+        #expect(answers.map(\.requestID) == [1, 2, 3, 4])
+        #expect(answers[1].statsOk.profiles == 7)
+        #expect(answers[2].error.code == .notFound)
+        #expect(answers[2].error.field == "speaker_id")
+        #expect(answers[3].pong == Pong())
+    }
+
+    @Test func requestsBeyondTheInFlightLimitWaitInTheSocket() async throws {
+        let responder = TestResponder()
+        let server = try await startServer(configure: { $0.maxInFlightPerConnection = 2 }, responder: responder)
+        defer { Task { await server.shutdown() } }
+        let raw = try RawSocket(path: server.path!)
+        var bytes = helloFrame()
+        for id in 2...11 { bytes += frame(Envelope(requestID: UInt64(id), .put(.init()))) }
+        raw.send(bytes)
+        #expect(raw.read(count: 1).first?.helloOk.protocolVersion == 1)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(responder.calls.count == 2, "only maxInFlight requests reach the service while none is answered")
+        responder.releasePuts()
+        let answers = raw.read(count: 10)
+        #expect(answers.map(\.requestID) == Array(2...11).map(UInt64.init))
+        #expect(responder.calls.count == 10)
+    }
+
+    @Test func gracefulShutdownFinishesRequestsInFlight() async throws {
+        let server = try await startServer(responder: TestResponder(statsDelay: .milliseconds(200)))
+        let raw = try RawSocket(path: server.path!)
+        raw.send(helloFrame() + frame(Envelope(requestID: 2, .stats(.init()))))
+        #expect(raw.read(count: 1).count == 1)
+        async let stopped: Void = server.shutdown()
+        let (envelopes, closed) = raw.readUntilClosed()
+        await stopped
+        #expect(envelopes.first?.statsOk.profiles == 7, "the request in flight is answered before the close")
+        #expect(closed)
+        #expect(!FileManager.default.fileExists(atPath: server.path!), "the socket file is removed")
+    }
+}
+
+/// Binds a socket at `path` and closes it without removing the file.
+func leaveStaleSocketFile(at path: String) {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    _ = SocketPath.withAddress(of: path) { bind(fd, $0, $1) }
+    close(fd)
+}

@@ -1,0 +1,116 @@
+import Foundation
+import NIOCore
+import Testing
+import VoxClient
+import VoxTransport
+import VoxWire
+
+@Suite struct VoxClientTests {
+    @Test func handshakeReportsTheServer() async throws {
+        let server = try await startServer()
+        defer { Task { await server.shutdown() } }
+        let client = makeClient(server.path!)
+        defer { client.close() }
+        let hello = try await client.serverHello()
+        #expect(hello.serverName == "voxsync-tests")
+        #expect(hello.instanceID == "test-instance")
+        #expect(hello.embeddingDimension == 192)
+        #expect(try await client.ping(payload: Data("abc".utf8)) == Data("abc".utf8))
+    }
+
+    @Test func manyConcurrentCallersShareOnePipelinedConnection() async throws {
+        let server = try await startServer()
+        defer { Task { await server.shutdown() } }
+        let client = makeClient(server.path!)
+        defer { client.close() }
+        try await withThrowingTaskGroup(of: Data.self) { group in
+            for index in 0..<500 {
+                group.addTask { try await client.ping(payload: Data("\(index)".utf8)) }
+            }
+            var seen = Set<Data>()
+            for try await payload in group { seen.insert(payload) }
+            #expect(seen.count == 500)
+        }
+        #expect(server.connectionCount == 1)
+    }
+
+    @Test func serverErrorsArriveAsTypedErrors() async throws {
+        let server = try await startServer()
+        defer { Task { await server.shutdown() } }
+        let client = makeClient(server.path!)
+        defer { client.close() }
+        var get = Voxsync_V1_GetRequest()
+        get.speakerID = "ghost"
+        let error = await #expect(throws: VoxClientError.self) { try await client.send(.get(get)) }
+        #expect(error?.code == .server(.notFound))
+        #expect(error?.field == "speaker_id")
+        try await client.ping()  // the connection survives an error answer
+    }
+
+    @Test func idempotentRequestInFlightSurvivesAServerRestart() async throws {
+        let path = temporarySocketPath()
+        let first = try await startServer(path: path, responder: TestResponder(statsDelay: .seconds(30)))
+        let client = makeClient(path)
+        defer { client.close() }
+        try await client.ping()
+
+        async let answer = client.send(.stats(.init()))
+        try await Task.sleep(for: .milliseconds(100))
+        await first.closeNow()  // the answer never comes from this one
+        try await Task.sleep(for: .milliseconds(100))
+        let second = try await startServer(path: path, responder: TestResponder(statsDelay: .milliseconds(10)))
+        defer { Task { await second.shutdown() } }
+
+        guard case .statsOk(let stats) = try await answer else {
+            Issue.record("expected stats")
+            return
+        }
+        #expect(stats.profiles == 7, "resent on the new connection and answered by the new server")
+        try await client.ping()
+    }
+
+    @Test func clientWaitsForAServerThatIsStillStarting() async throws {
+        let path = temporarySocketPath()
+        let client = makeClient(path)
+        defer { client.close() }
+        async let pong = client.ping()
+        try await Task.sleep(for: .milliseconds(150))
+        let server = try await startServer(path: path)
+        defer { Task { await server.shutdown() } }
+        _ = try await pong
+    }
+
+    @Test func writeInFlightWhenTheConnectionBreaksIsNotResent() async throws {
+        let path = temporarySocketPath()
+        let responder = TestResponder()
+        let server = try await startServer(path: path, responder: responder)
+        let client = makeClient(path)
+        defer { client.close() }
+        try await client.ping()
+        let put = Task { try await client.send(.put(.init())) }
+        try await Task.sleep(for: .milliseconds(100))
+        await server.closeNow()
+        let error = await #expect(throws: VoxClientError.self) { try await put.value }
+        #expect(error?.code == .connectionLost)
+        #expect(error?.message.contains("may or may not have been applied") == true)
+        #expect(responder.calls.filter { $0 == "put" }.count == 1)
+    }
+
+    @Test func nothingListeningIsUnavailableAfterTheConnectTimeout() async throws {
+        let client = makeClient(temporarySocketPath()) { $0.connectTimeout = .milliseconds(100) }
+        defer { client.close() }
+        let error = await #expect(throws: VoxClientError.self) { try await client.ping() }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message.contains("No such file or directory") == true)
+    }
+
+    @Test func unansweredRequestTimesOut() async throws {
+        let server = try await startServer()
+        defer { Task { await server.shutdown() } }
+        let client = makeClient(server.path!)
+        defer { client.close() }
+        let error = await #expect(throws: VoxClientError.self) { try await client.send(.list(.init()), timeout: .milliseconds(100)) }
+        #expect(error?.code == .timedOut)
+        try await client.ping()  // a new connection replaces the one closed by the timeout
+    }
+}
