@@ -41,6 +41,9 @@ public struct ServerConfiguration: Sendable {
     public var socketMode: mode_t = 0o600
     /// User ids allowed to connect, checked with SO_PEERCRED. Default: the server's own uid.
     public var allowedUIDs: Set<uid_t> = [getuid()]
+    /// Whether the internal messages of `voxsync.proto` are served (worker sockets) or refused
+    /// with `INVALID_ARGUMENT` (the client socket, the default).
+    public var acceptsInternalMessages = false
     /// Time a graceful shutdown waits for in-flight requests before closing connections.
     public var shutdownGracePeriod: Duration = .seconds(5)
 

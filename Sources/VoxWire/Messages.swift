@@ -84,6 +84,18 @@ extension Envelope.OneOf_Message {
         }
     }
 
+    /// Whether the message belongs to the service's own processes (supervisor, workers) rather
+    /// than to clients. The client socket refuses these.
+    public var isInternal: Bool {
+        switch self {
+        case .workerReady, .heartbeat, .heartbeatAck, .status, .statusOk, .shutdown, .metricsSnapshot,
+             .accessEvents, .prefetchList, .outboxNudge, .invalidate:
+            true
+        default:
+            false
+        }
+    }
+
     /// Whether sending the request twice has the same effect as sending it once, so a client
     /// may resend it on a new connection when the old one broke before the answer arrived.
     /// Writes (`put`) are not: a resent put would mint a second version.

@@ -25,6 +25,9 @@ struct Voxsyncd: AsyncParsableCommand {
     @Option(name: .long, help: "Client socket path (default: <data-dir>/run/voxsync.sock).")
     var socket: String?
 
+    @Option(name: .long, help: "Event-loop threads serving client connections (1-64). One keeps every answer on one core and leaves the others to clients; more only helps with many busy clients on many cores.")
+    var eventLoopThreads: Int = 1
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -33,6 +36,9 @@ struct Voxsyncd: AsyncParsableCommand {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got '\(logLevel)'")
         }
         if let socket { try SocketPath.validate(socket) }
+        guard (1...64).contains(eventLoopThreads) else {
+            throw ValidationError("--event-loop-threads must be between 1 and 64; got \(eventLoopThreads)")
+        }
     }
 
     func run() async throws {
@@ -46,7 +52,8 @@ struct Voxsyncd: AsyncParsableCommand {
 
         let identity = ServerIdentity(serverName: "voxsyncd 0.1.0", instanceID: try instanceID(in: dataDirectory))
         let server = try await UnixSocketServer.bind(
-            path: socketPath, identity: identity, responder: NotYetServing(), logger: logger)
+            path: socketPath, identity: identity, responder: NotYetServing(),
+            group: MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads), logger: logger)
         print("voxsyncd: serving protocol v\(WireProtocol.version) on \(socketPath) (data: \(dataDirectory), instance \(identity.instanceID))")
         let group = ServiceGroup(
             configuration: .init(

@@ -91,6 +91,20 @@ import VoxWire
         #expect(machine.envelopeReceived(get(4)) == .dispatch(requestID: 4, get(4).message!))
     }
 
+    @Test func internalMessagesAreRefusedOnTheClientSocketOnly() {
+        var client = greeted()
+        guard case .sendError(2, .invalidArgument, let message) = client.envelopeReceived(Envelope(requestID: 2, .heartbeat(.init()))) else {
+            Issue.record("expected invalid argument")
+            return
+        }
+        #expect(message.contains("heartbeat is an internal message"))
+        #expect(client.inFlight == 0)
+
+        var worker = ServerConnectionStateMachine(maxInFlight: 4, acceptsInternalMessages: true)
+        _ = worker.envelopeReceived(hello())
+        #expect(worker.envelopeReceived(Envelope(requestID: 2, .heartbeat(.init()))) == .dispatch(requestID: 2, .heartbeat(.init())))
+    }
+
     @Test func decodingErrorClosesWithProtocolError() {
         var machine = greeted()
         let action = machine.decodingFailed(WireError(.reservedFlags, "bad flags"))

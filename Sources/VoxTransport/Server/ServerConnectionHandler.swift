@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import VoxCore
 import VoxWire
 
 /// The I/O shell of one server connection: bytes in, frames decoded, the state machine asked,
@@ -36,6 +37,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     private var cumulation: ByteBuffer?
     private var readPending = false
     private var needsFlush = false
+    /// Bytes arrived or answers left since the idle check last ran.
+    private var activeSinceLastCheck = true
+    private var idleCheck: RepeatedTask?
 
     init(identity: ServerIdentity, configuration: ServerConfiguration, responder: any ServerResponder, peer: PeerCredentials, logger: Logger) {
         self.identity = identity
@@ -43,14 +47,25 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         self.responder = responder
         self.peer = peer
         self.logger = logger
-        self.machine = ServerConnectionStateMachine(maxInFlight: configuration.maxInFlightPerConnection)
+        self.machine = ServerConnectionStateMachine(
+            maxInFlight: configuration.maxInFlightPerConnection, acceptsInternalMessages: configuration.acceptsInternalMessages)
         self.decoder = FrameDecoder(configuration: configuration.wire)
         self.encoder = FrameEncoder(configuration: configuration.wire)
     }
 
     // MARK: Inbound
 
+    func channelActive(context: ChannelHandlerContext) {
+        startIdleCheck(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { startIdleCheck(context: context) }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        activeSinceLastCheck = true
         var bytes = unwrapInboundIn(data)
         if cumulation == nil {
             cumulation = bytes
@@ -68,8 +83,6 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         switch event {
         case ChannelEvent.inputClosed:
             run(machine.inputEnded(unreadBytes: cumulation?.readableBytes ?? 0), context: context)
-        case let idle as IdleStateHandler.IdleStateEvent where idle == .all:
-            run(machine.idleTimeoutFired(after: configuration.idleTimeout), context: context)
         case is ShutdownEvent:
             run(machine.shutdownRequested(), context: context)
         default:
@@ -78,6 +91,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        idleCheck = nil
         machine.channelClosed()
         context.fireChannelInactive()
     }
@@ -99,6 +114,23 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     }
 
     // MARK: Work
+
+    /// Idle detection without a timer per read or a promise per write (as IdleStateHandler
+    /// would have): a flag set by traffic, checked once per idle period. A connection is
+    /// closed after one to two idle periods without traffic.
+    private func startIdleCheck(context: ChannelHandlerContext) {
+        guard idleCheck == nil else { return }
+        let period = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.seconds * 1e9))
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            let (handler, context) = bound.value
+            if handler.activeSinceLastCheck {
+                handler.activeSinceLastCheck = false
+            } else {
+                handler.run(handler.machine.idleTimeoutFired(after: handler.configuration.idleTimeout), context: context)
+            }
+        }
+    }
 
     private func decodeAvailable(context: ChannelHandlerContext) {
         guard var buffer = cumulation else { return }
@@ -161,6 +193,11 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         let info = ConnectionInfo(eventLoop: context.eventLoop, peer: peer)
         let ticket = sequencer.enqueue()
         switch responder.respond(to: message, connection: info) {
+        case .now(let answer) where sequencer.pendingCount == 1:
+            // The hot path: nothing waits ahead of this answer, so skip the reordering.
+            _ = sequencer.complete(ticket, with: Answer(envelope: Envelope(requestID: requestID, answer), dispatched: true))
+            write(Envelope(requestID: requestID, answer), context: context)
+            _ = machine.responseWritten()
         case .now(let answer):
             complete(ticket, Envelope(requestID: requestID, answer), context: context)
         case .later(let future):
@@ -217,6 +254,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     }
 
     private func write(_ envelope: Envelope, context: ChannelHandlerContext) {
+        activeSinceLastCheck = true
         var buffer = context.channel.allocator.buffer(capacity: 256)
         do {
             try encoder.encode(envelope, into: &buffer)

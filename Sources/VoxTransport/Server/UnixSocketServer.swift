@@ -112,7 +112,10 @@ public final class UnixSocketServer: Sendable {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelOption(.maxMessagesPerRead, value: 4)
+            // One read per readiness event, as Redis does: a request/answer client never has a
+            // second frame waiting, and the extra read would only return EAGAIN.
+            .childChannelOption(.maxMessagesPerRead, value: 1)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 1 << 20))
             .childChannelInitializer { channel in
                 PeerCredentials.of(channel).flatMapThrowing { peer in
                     let handlers = try Self.handlers(
@@ -145,9 +148,7 @@ public final class UnixSocketServer: Sendable {
                 message: "the server already serves \(configuration.maxConnections) connections; close idle ones or retry later")]
         }
         channel.closeFuture.whenComplete { _ in connections.remove(channel) }
-        let timeout = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.seconds * 1e9))
         return [
-            IdleStateHandler(allTimeout: timeout),
             ServerConnectionHandler(identity: identity, configuration: configuration, responder: responder, peer: peer, logger: logger),
         ]
     }

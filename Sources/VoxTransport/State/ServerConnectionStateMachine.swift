@@ -34,13 +34,17 @@ public struct ServerConnectionStateMachine {
     }
 
     public let maxInFlight: Int
+    /// Whether internal messages (worker control, metrics, ...) are served; false on the
+    /// client socket.
+    public let acceptsInternalMessages: Bool
     private var state: State = .awaitingHello
     /// Requests handed to the service whose answers were not yet written.
     public private(set) var inFlight = 0
 
-    public init(maxInFlight: Int) {
+    public init(maxInFlight: Int, acceptsInternalMessages: Bool = false) {
         precondition(maxInFlight > 0)
         self.maxInFlight = maxInFlight
+        self.acceptsInternalMessages = acceptsInternalMessages
     }
 
     /// Whether the handler may decode (and so read) more frames now.
@@ -92,6 +96,10 @@ public struct ServerConnectionStateMachine {
                 return .sendError(requestID: id, code: .invalidArgument, message: "hello was already exchanged on this connection")
             case .ping(let ping):
                 return .sendPong(requestID: id, payload: ping.payload)
+            case let other where other.isInternal && !acceptsInternalMessages:
+                return .sendError(
+                    requestID: id, code: .invalidArgument,
+                    message: "\(other.name) is an internal message; this socket serves client requests only")
             default:
                 inFlight += 1
                 return .dispatch(requestID: id, message)

@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import VoxClient
+import VoxWire
+
+/// Ping round trips over the Unix socket against a real voxsyncd, side by side with
+/// redis-benchmark's PING_MBULK against a real redis-server on a Unix socket.
+struct PingBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ping",
+        abstract: "Ping round trip: voxsyncd vs redis-server, both on Unix sockets, same client counts.")
+
+    @Option(help: "Path of voxsyncd (default: next to voxsync-bench).")
+    var voxsyncd: String?
+
+    @Option(help: "Socket of a running redis-server to compare with; without it the Redis rows are skipped.")
+    var redisSocket: String?
+
+    @Option(help: "Comma-separated client counts (1-1000 each).")
+    var clients: String = "1,50"
+
+    @Option(help: "Requests per row (1000-10000000).")
+    var requests: Int = 100_000
+
+    func validate() throws {
+        guard (1000...10_000_000).contains(requests) else {
+            throw ValidationError("--requests must be between 1000 and 10000000; got \(requests)")
+        }
+        _ = try clientCounts()
+    }
+
+    private func clientCounts() throws -> [Int] {
+        let counts = clients.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.allSatisfy({ (1...1000).contains($0) }) else {
+            throw ValidationError("--clients must be numbers from 1 to 1000 separated by commas; got '\(clients)'")
+        }
+        return counts
+    }
+
+    func run() async throws {
+        let daemon = try DaemonProcess(executable: voxsyncd ?? DaemonProcess.siblingExecutable)
+        defer { daemon.stop() }
+        var table = Table("server · client", "clients", "requests/s", "p50 µs", "p99 µs")
+        for count in try clientCounts() {
+            // Warm up both sides (page faults, allocator, branch predictors) before measuring.
+            _ = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000)) { .ping(Ping()) }
+            let (samples, seconds) = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests) { .ping(Ping()) }
+            table.add("voxsyncd · poll client (as redis-benchmark)", "\(count)", format(Double(samples.nanoseconds.count) / seconds),
+                      format(samples.percentileMicroseconds(50)), format(samples.percentileMicroseconds(99)))
+
+            let nio = try await ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests) { .ping(Ping()) }
+            table.add("voxsyncd · NIO handler client", "\(count)", format(Double(nio.samples.nanoseconds.count) / nio.seconds),
+                      format(nio.samples.percentileMicroseconds(50)), format(nio.samples.percentileMicroseconds(99)))
+
+            let library = try await viaVoxClient(socketPath: daemon.socketPath, clients: count)
+            table.add("voxsyncd · VoxClient (async API)", "\(count)", format(library.rps),
+                      format(library.samples.percentileMicroseconds(50)), format(library.samples.percentileMicroseconds(99)))
+
+            if let redisSocket {
+                let row = try RedisBenchmark(socketPath: redisSocket).run(test: "ping", clients: count, requests: requests)
+                table.add("redis-server · redis-benchmark PING_MBULK", "\(count)", format(row.requestsPerSecond),
+                          format(row.p50Microseconds), format(row.p99Microseconds))
+            }
+        }
+        print("Ping round trip over a Unix socket (\(requests) requests per row, release build)")
+        print(table.render())
+    }
+
+    /// The same load through the public client library: one shared VoxClient, `clients` tasks
+    /// each awaiting one ping at a time.
+    private func viaVoxClient(socketPath: String, clients: Int) async throws -> (rps: Double, samples: LatencySamples) {
+        let client = VoxClient(configuration: VoxClientConfiguration(socketPath: socketPath))
+        defer { client.close() }
+        try await client.ping()
+        let perClient = requests / clients
+        let started = monotonicNanoseconds()
+        let samples = try await withThrowingTaskGroup(of: LatencySamples.self) { group in
+            for _ in 0..<clients {
+                group.addTask {
+                    var samples = LatencySamples(capacity: perClient)
+                    for _ in 0..<perClient {
+                        let sent = monotonicNanoseconds()
+                        try await client.ping()
+                        samples.record(monotonicNanoseconds() - sent)
+                    }
+                    return samples
+                }
+            }
+            var all = LatencySamples(capacity: requests)
+            for try await part in group { all.merge(part) }
+            return all
+        }
+        let seconds = Double(monotonicNanoseconds() - started) / 1e9
+        return (Double(samples.nanoseconds.count) / seconds, samples)
+    }
+}

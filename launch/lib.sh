@@ -1,0 +1,86 @@
+# Shared by launch/run, launch/test and launch/bench. Sourced, not executed.
+# Installs what is missing (Debian packages, as root) and starts private Redis and PostgreSQL
+# servers under a temporary directory.
+
+VOXSYNC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="/opt/swift/usr/bin:/usr/lib/postgresql/15/bin:$PATH"
+
+log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# apt_ensure PKG... : installs the Debian packages that are not installed yet.
+apt_ensure() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    die "missing Debian packages: ${missing[*]}. Install them: sudo apt-get install -y ${missing[*]}"
+  fi
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || die "apt-get update failed"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+}
+
+# What building needs: the C libraries voxsync links against.
+ensure_build_deps() {
+  command -v swift >/dev/null || die "Swift 6 toolchain not found (expected /opt/swift/usr/bin/swift); install it from swift.org"
+  apt_ensure pkg-config libsqlite3-dev libzstd-dev libhiredis-dev
+}
+
+# What the tests and benchmarks need besides: Redis and PostgreSQL servers, protoc for the
+# protocol check.
+ensure_service_deps() {
+  apt_ensure redis-server redis-tools
+  command -v initdb >/dev/null && command -v pg_ctl >/dev/null || apt_ensure postgresql
+  command -v initdb >/dev/null || die "initdb not found even after installing postgresql"
+}
+
+# start_redis DIR : a private redis-server on DIR/redis.sock (no TCP port). Sets REDIS_SOCKET.
+start_redis() {
+  local dir="$1"
+  redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --daemonize yes \
+    --save '' --appendonly no --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+    || die "redis-server did not start (see $dir/redis.log)"
+  for _ in $(seq 100); do [ -S "$dir/redis.sock" ] && break; sleep 0.05; done
+  [ -S "$dir/redis.sock" ] || die "redis-server did not create $dir/redis.sock"
+  REDIS_SOCKET="$dir/redis.sock"
+  export REDIS_SOCKET
+}
+
+stop_redis() {
+  local dir="$1"
+  [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+}
+
+# start_postgres DIR : a throwaway PostgreSQL cluster in DIR/pg, listening on a Unix socket in
+# DIR/pg and on 127.0.0.1:PORT. PostgreSQL refuses to run as root, so as root the cluster
+# belongs to the 'postgres' user. Sets POSTGRES_URL.
+start_postgres() {
+  local dir="$1/pg" port run_as=()
+  port=$(( 20000 + RANDOM % 20000 ))
+  mkdir -p "$dir"
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+    chown postgres "$dir"
+    chmod 755 "$1"
+    run_as=(runuser -u postgres --)
+  fi
+  "${run_as[@]}" initdb -D "$dir/data" -U postgres -A trust -E UTF8 >"$dir/initdb.log" 2>&1 \
+    || die "initdb failed (see $dir/initdb.log)"
+  "${run_as[@]}" pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start >/dev/null || die "PostgreSQL did not start (see $dir/server.log)"
+  POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  POSTGRES_DIR="$dir"
+  export POSTGRES_URL POSTGRES_DIR
+}
+
+stop_postgres() {
+  local dir="$1/pg" run_as=()
+  [ -d "$dir/data" ] || return 0
+  [ "$(id -u)" -eq 0 ] && run_as=(runuser -u postgres --)
+  "${run_as[@]}" pg_ctl -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+}
