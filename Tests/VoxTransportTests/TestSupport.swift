@@ -49,8 +49,7 @@ final class TestResponder: ServerResponder {
             error.field = "speaker_id"
             return .now(.error(error))
         case .stats:
-            var stats = Voxsync_V1_StatsResponse()
-            stats.profiles = 7
+            let stats = { var stats = Voxsync_V1_StatsResponse(); stats.profiles = 7; return stats }()
             return .later(connection.eventLoop.scheduleTask(in: statsDelay) { .statsOk(stats) }.futureResult)
         case .put:
             let promise = connection.eventLoop.makePromise(of: Envelope.OneOf_Message.self)
