@@ -31,6 +31,7 @@ struct FramesBenchmark: ParsableCommand {
             }
         }
         print("Frame encode + decode (one thread, encoder and decoder reused as on a connection)")
+        print()
         print(table.render())
     }
 

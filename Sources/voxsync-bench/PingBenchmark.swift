@@ -63,6 +63,7 @@ struct PingBenchmark: AsyncParsableCommand {
             }
         }
         print("Ping round trip over a Unix socket (\(requests) requests per row, release build)")
+        print()
         print(table.render())
     }
 
