@@ -1,0 +1,165 @@
+import Foundation
+
+/// One configuration key: its name, what it means, how its text is parsed and validated, and
+/// how it is read back (to hand the effective configuration to the workers).
+public struct ConfigurationKey: Sendable {
+    public let name: String
+    public let help: String
+    let parse: @Sendable (String, inout VoxsyncConfiguration) throws(ConfigurationError) -> Void
+    let render: @Sendable (VoxsyncConfiguration) -> String?
+
+    /// `VOXSYNC_DATA_DIR` for `data_dir`.
+    public var environmentName: String { "VOXSYNC_" + name.uppercased() }
+}
+
+/// Every configuration key voxsync knows.
+public enum ConfigurationKeys {
+    public static let all: [ConfigurationKey] = [
+        string("data_dir", "Data directory: SQLite store, lock file, run/ directory.", \.dataDirectory, absolutePath: true),
+        optionalString("socket", "Client socket path (default <data_dir>/run/voxsync.sock).", \.socketPath, absolutePath: true),
+        choice("log_level", "trace, debug, info, notice, warning, error or critical.", \.logLevel,
+               ["trace", "debug", "info", "notice", "warning", "error", "critical"]),
+        integer("event_loop_threads", "Event-loop threads of the cache worker.", \.eventLoopThreads, 1...64),
+        integer("embedding_dimension", "Floats per embedding (fixed when the store is created).", \.embeddingDimension, 1...8192),
+        integer("cache_capacity", "Profiles kept in memory.", \.cacheCapacity, 1...100_000_000),
+        milliseconds("restart_initial_ms", "First restart delay (before jitter).", \.restart.backoff.initial, 1...60_000),
+        milliseconds("restart_max_ms", "Longest restart delay; flapping workers are retried at this.", \.restart.backoff.maximum, 1...3_600_000),
+        milliseconds("stable_after_ms", "Uptime after which a worker's backoff starts over.", \.restart.stableAfter, 1...86_400_000),
+        integer("flap_threshold", "Restarts within flap_window_ms that mark a worker flapping.", \.restart.flapThreshold, 2...10_000),
+        milliseconds("flap_window_ms", "Window for flap_threshold.", \.restart.flapWindow, 1...86_400_000),
+        milliseconds("heartbeat_interval_ms", "How often the supervisor pings each worker.", \.restart.heartbeatInterval, 10...60_000),
+        milliseconds("heartbeat_timeout_ms", "Silence after which a worker is killed and restarted.", \.restart.heartbeatTimeout, 20...600_000),
+        milliseconds("shutdown_timeout_ms", "Time a stopping worker gets before SIGKILL.", \.shutdownTimeout, 1...600_000),
+        integer("max_connections", "Client connections served at once.", \.maxConnections, 1...1_000_000),
+        integer("max_in_flight", "Requests read ahead per connection.", \.maxInFlightPerConnection, 1...65_536),
+        milliseconds("idle_timeout_ms", "Idle client connections are closed after this.", \.idleTimeout, 100...86_400_000),
+        integer("max_frame_bytes", "Largest frame (and decompressed body) accepted.", \.maxFrameBytes, 1024...(1 << 30)),
+        ConfigurationKey(
+            name: "allowed_uids", help: "Comma-separated uids allowed on the sockets besides the service's own.",
+            parse: { (text, config) throws(ConfigurationError) in
+                var uids: [UInt32] = []
+                for part in text.split(separator: ",") {
+                    guard let uid = UInt32(part.trimmingCharacters(in: .whitespaces)) else {
+                        throw ConfigurationError("allowed_uids must be comma-separated numeric uids; '\(part)' is not one")
+                    }
+                    uids.append(uid)
+                }
+                config.allowedUIDs = uids
+            },
+            render: { $0.allowedUIDs.isEmpty ? nil : $0.allowedUIDs.map(String.init).joined(separator: ",") }),
+        url("postgres_url", "PostgreSQL to sync with; unset keeps the store local.", \.postgresURL, schemes: ["postgres", "postgresql"]),
+        url("redis_url", "Redis to mirror metrics into (redis://, rediss://, unix://).", \.redisURL, schemes: ["redis", "rediss", "unix"]),
+        ConfigurationKey(
+            name: "metrics_address", help: "host:port of the Prometheus endpoint; empty disables it.",
+            parse: { (text, config) throws(ConfigurationError) in
+                if !text.isEmpty {
+                    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port),
+                          colon != text.startIndex else {
+                        throw ConfigurationError("metrics_address must be host:port (e.g. 127.0.0.1:9090) or empty; got '\(text)'")
+                    }
+                }
+                config.metricsAddress = text
+            },
+            render: { $0.metricsAddress }),
+        ConfigurationKey(
+            name: "crash_at_start", help: "Testing only: this worker role exits with code 70 as soon as it starts.",
+            parse: { (text, config) throws(ConfigurationError) in
+                guard let role = ServiceRole(rawValue: text) else {
+                    throw ConfigurationError("crash_at_start must be one of cache, sync, metrics, prefetch; got '\(text)'")
+                }
+                config.crashAtStart = role
+            },
+            render: { $0.crashAtStart?.rawValue }),
+    ]
+
+    public static func named(_ name: String) -> ConfigurationKey? {
+        all.first { $0.name == name }
+    }
+
+    // MARK: Key kinds
+
+    private static func string(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, String> & Sendable, absolutePath: Bool) -> ConfigurationKey {
+        ConfigurationKey(
+            name: name, help: help,
+            parse: { (text, config) throws(ConfigurationError) in
+                try checkPath(text, key: name, absolute: absolutePath)
+                config[keyPath: path] = text
+            },
+            render: { $0[keyPath: path] })
+    }
+
+    private static func optionalString(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, String?> & Sendable, absolutePath: Bool) -> ConfigurationKey {
+        ConfigurationKey(
+            name: name, help: help,
+            parse: { (text, config) throws(ConfigurationError) in
+                try checkPath(text, key: name, absolute: absolutePath)
+                config[keyPath: path] = text
+            },
+            render: { $0[keyPath: path] })
+    }
+
+    private static func checkPath(_ text: String, key: String, absolute: Bool) throws(ConfigurationError) {
+        guard !text.isEmpty else { throw ConfigurationError("\(key) must not be empty") }
+        if absolute && !text.hasPrefix("/") {
+            throw ConfigurationError("\(key) must be an absolute path; got '\(text)'")
+        }
+    }
+
+    private static func choice(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, String> & Sendable, _ options: [String]) -> ConfigurationKey {
+        ConfigurationKey(
+            name: name, help: help,
+            parse: { (text, config) throws(ConfigurationError) in
+                guard options.contains(text) else {
+                    throw ConfigurationError("\(name) must be one of \(options.joined(separator: ", ")); got '\(text)'")
+                }
+                config[keyPath: path] = text
+            },
+            render: { $0[keyPath: path] })
+    }
+
+    private static func integer(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, Int> & Sendable, _ range: ClosedRange<Int>) -> ConfigurationKey {
+        ConfigurationKey(
+            name: name, help: help,
+            parse: { (text, config) throws(ConfigurationError) in
+                guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                    throw ConfigurationError("\(name) must be a whole number; got '\(text)'")
+                }
+                guard range.contains(value) else {
+                    throw ConfigurationError("\(name) must be between \(range.lowerBound) and \(range.upperBound); got \(value)")
+                }
+                config[keyPath: path] = value
+            },
+            render: { String($0[keyPath: path]) })
+    }
+
+    private static func milliseconds(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, Duration> & Sendable, _ range: ClosedRange<Int>) -> ConfigurationKey {
+        ConfigurationKey(
+            name: name, help: help,
+            parse: { (text, config) throws(ConfigurationError) in
+                guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                    throw ConfigurationError("\(name) must be a whole number of milliseconds; got '\(text)'")
+                }
+                guard range.contains(value) else {
+                    throw ConfigurationError("\(name) must be between \(range.lowerBound) and \(range.upperBound) ms; got \(value)")
+                }
+                config[keyPath: path] = .milliseconds(value)
+            },
+            render: { String(Int(($0[keyPath: path].seconds * 1000).rounded())) })
+    }
+
+    private static func url(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, String?> & Sendable, schemes: [String]) -> ConfigurationKey {
+        ConfigurationKey(
+            name: name, help: help,
+            parse: { (text, config) throws(ConfigurationError) in
+                if text.isEmpty {
+                    config[keyPath: path] = nil
+                    return
+                }
+                guard let components = URLComponents(string: text), let scheme = components.scheme, schemes.contains(scheme) else {
+                    throw ConfigurationError("\(name) must be a URL starting with \(schemes.map { $0 + "://" }.joined(separator: " or ")); got '\(ConfigurationLoader.redacted(text))'")
+                }
+                config[keyPath: path] = text
+            },
+            render: { $0[keyPath: path] })
+    }
+}

@@ -1,0 +1,48 @@
+/// Everything a voxsync instance can be told, with its defaults.
+///
+/// Sources, later ones winning: built-in defaults, the JSON config file (`--config`), the
+/// environment (`VOXSYNC_<KEY>` in upper case, e.g. `VOXSYNC_DATA_DIR`), command-line flags
+/// (`--data-dir`, `--set key=value`). `ConfigurationKeys.all` lists every key; README.md
+/// ("Configuration") is generated from the same list by `voxsyncd config --keys`.
+public struct VoxsyncConfiguration: Sendable, Equatable {
+    /// Where the SQLite store, the lock file and the run directory live.
+    public var dataDirectory: String = DefaultPaths.dataDirectory()
+    /// Client socket; nil means `<data>/run/voxsync.sock`.
+    public var socketPath: String?
+    public var logLevel: String = "info"
+    /// Event-loop threads of the cache worker.
+    public var eventLoopThreads = 1
+    /// Number of float32 values in every embedding (fixed when the store is created).
+    public var embeddingDimension = 192
+    /// Profiles kept in memory by the cache worker.
+    public var cacheCapacity = 100_000
+    /// Restart, heartbeat and flapping behaviour of the supervisor.
+    public var restart = RestartPolicy()
+    /// How long a stopping worker may take before it is killed.
+    public var shutdownTimeout: Duration = .seconds(10)
+    /// Client-socket limits.
+    public var maxConnections = 1024
+    public var maxInFlightPerConnection = 64
+    public var idleTimeout: Duration = .seconds(600)
+    public var maxFrameBytes = 16 * 1024 * 1024
+    /// Uids allowed on the sockets besides the service's own.
+    public var allowedUIDs: [UInt32] = []
+    /// PostgreSQL to sync with (`postgres://user:password@host:port/db`); nil: local only.
+    public var postgresURL: String?
+    /// Redis to mirror metrics into (`redis://host:port`, `unix:///path`); nil: none.
+    public var redisURL: String?
+    /// Prometheus endpoint; empty disables it.
+    public var metricsAddress = "127.0.0.1:9090"
+    /// Fault injection for tests: a worker role that exits with code 70 right after it starts.
+    public var crashAtStart: ServiceRole?
+
+    public init() {}
+
+    /// The run directory (sockets, lock): `<data>/run`.
+    public var runDirectory: String { DefaultPaths.runDirectory(dataDirectory: dataDirectory) }
+    /// The client socket actually used.
+    public var clientSocketPath: String { socketPath ?? runDirectory + "/voxsync.sock" }
+    /// The supervisor's control socket (`voxsync status`), next to the client socket.
+    public var controlSocketPath: String { runDirectory + "/control.sock" }
+    public var lockFilePath: String { dataDirectory + "/voxsyncd.lock" }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+import VoxCore
+
+@Suite struct ConfigurationLoaderTests {
+    func write(_ json: String) -> String {
+        let path = NSTemporaryDirectory() + "voxsync-config-\(UUID().uuidString).json"
+        FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
+        return path
+    }
+
+    @Test func defaultsAreDocumentedValues() throws {
+        let config = try ConfigurationLoader.load(environment: [:])
+        #expect(config.embeddingDimension == 192)
+        #expect(config.restart.backoff.initial == .milliseconds(10))
+        #expect(config.maxFrameBytes == 16 << 20)
+        #expect(config.clientSocketPath == config.dataDirectory + "/run/voxsync.sock")
+        #expect(config.postgresURL == nil)
+    }
+
+    @Test func fileThenEnvironmentThenFlagsEachWin() throws {
+        let file = write(#"{"cache_capacity": 500, "log_level": "debug", "heartbeat_timeout_ms": 900}"#)
+        let config = try ConfigurationLoader.load(
+            file: file,
+            environment: ["VOXSYNC_CACHE_CAPACITY": "600", "VOXSYNC_DATA_DIR": "/srv/vox", "UNRELATED": "x"],
+            overrides: [(key: "cache_capacity", value: "700")])
+        #expect(config.cacheCapacity == 700)
+        #expect(config.logLevel == "debug")
+        #expect(config.restart.heartbeatTimeout == .milliseconds(900))
+        #expect(config.dataDirectory == "/srv/vox")
+        #expect(config.controlSocketPath == "/srv/vox/run/control.sock")
+    }
+
+    @Test func unknownKeysAreNamed() {
+        let file = write(#"{"cache_size": 5}"#)
+        let error = #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(file: file, environment: [:]) }
+        #expect(error?.message.contains("unknown key 'cache_size'") == true)
+        #expect(error?.message.contains("cache_capacity") == true, "the known keys are listed")
+        let flag = #expect(throws: ConfigurationError.self) {
+            try ConfigurationLoader.load(environment: [:], overrides: [(key: "nope", value: "1")])
+        }
+        #expect(flag?.message.contains("unknown configuration key 'nope'") == true)
+    }
+
+    @Test func wrongTypesAreExplained() {
+        for (json, fragment) in [
+            (#"{"cache_capacity": "lots"}"#, "cache_capacity must be a whole number; got 'lots'"),
+            (#"{"cache_capacity": true}"#, "must be a number or a string, not true/false"),
+            (#"{"cache_capacity": 1.5}"#, "must be a whole number; got 1.5"),
+            (#"{"cache_capacity": [1]}"#, "not a list or an object"),
+            (#"{"cache_capacity": 0}"#, "between 1 and 100000000; got 0"),
+            (#"{"log_level": "loud"}"#, "log_level must be one of trace"),
+            (#"{"data_dir": "relative/dir"}"#, "data_dir must be an absolute path"),
+            (#"{"metrics_address": "9090"}"#, "metrics_address must be host:port"),
+            (#"["not", "an", "object"]"#, "must hold a JSON object"),
+            (#"{"broken": "#, "is not valid JSON"),
+        ] {
+            let file = write(json)
+            let error = #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(file: file, environment: [:]) }
+            #expect(error?.message.contains(fragment) == true, "\(json): \(error?.message ?? "no error")")
+            #expect(error?.message.contains(file) == true, "the file is named")
+        }
+    }
+
+    @Test func environmentErrorsNameTheVariable() {
+        let error = #expect(throws: ConfigurationError.self) {
+            try ConfigurationLoader.load(environment: ["VOXSYNC_MAX_IN_FLIGHT": "-3"])
+        }
+        #expect(error?.message.contains("environment variable VOXSYNC_MAX_IN_FLIGHT") == true)
+    }
+
+    @Test func missingFileIsExplained() {
+        let error = #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(file: "/nonexistent/voxsync.json", environment: [:]) }
+        #expect(error?.message.contains("cannot read config file /nonexistent/voxsync.json") == true)
+    }
+
+    @Test func passwordsNeverAppearInErrors() {
+        let error = #expect(throws: ConfigurationError.self) {
+            try ConfigurationLoader.load(environment: ["VOXSYNC_POSTGRES_URL": "mysql://app:s3cret@db/x"])
+        }
+        #expect(error?.message.contains("s3cret") == false)
+        #expect(ConfigurationLoader.redacted("postgres://app:s3cret@db:5432/x") == "postgres://app:***@db:5432/x")
+    }
+
+    @Test func serializedConfigurationRoundTrips() throws {
+        var original = try ConfigurationLoader.load(environment: [
+            "VOXSYNC_DATA_DIR": "/srv/v", "VOXSYNC_ALLOWED_UIDS": "1000, 1001", "VOXSYNC_POSTGRES_URL": "postgres://u@h/d",
+            "VOXSYNC_HEARTBEAT_INTERVAL_MS": "250", "VOXSYNC_CRASH_AT_START": "sync",
+        ])
+        original.socketPath = "/srv/v/custom.sock"
+        var copy = VoxsyncConfiguration()
+        try ConfigurationLoader.apply(json: ConfigurationLoader.serialized(original), source: "test", to: &copy)
+        #expect(copy == original)
+    }
+}
