@@ -39,6 +39,8 @@ let package = Package(
             providers: [.apt(["libhiredis-dev"])]
         ),
 
+        .systemLibrary(name: "CVoxSys"),
+
         // MARK: Libraries
         .target(
             name: "VoxWire",
@@ -72,10 +74,32 @@ let package = Package(
             ]
         ),
 
+        .target(
+            name: "VoxSupervisor",
+            dependencies: [
+                "VoxCore", "VoxWire", "VoxTransport", "CVoxSys",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "VoxWorker",
+            dependencies: [
+                "VoxCore", "VoxWire", "VoxTransport", "CVoxSys",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
         // MARK: Executables
         .executableTarget(
             name: "voxsyncd",
             dependencies: [
+                "VoxSupervisor",
+                "VoxWorker",
                 "VoxWire",
                 "VoxCore",
                 "VoxTransport",
@@ -90,6 +114,7 @@ let package = Package(
             name: "voxsync",
             dependencies: [
                 "VoxClient",
+                "VoxCore",
                 "VoxWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -98,6 +123,7 @@ let package = Package(
             name: "voxsync-bench",
             dependencies: [
                 "VoxClient",
+                "VoxCore",
                 "VoxWire",
                 "VoxTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -116,6 +142,10 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["VoxClient", "VoxCore", "VoxWire", "VoxTransport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,164 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import VoxCore
+import VoxSupervisor
+import VoxTransport
+import VoxWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct SuperviseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Start the supervisor and its workers (the default).")
+
+    @Option(help: "JSON config file of key: value pairs (see 'voxsyncd config-keys').")
+    var config: String?
+
+    @Option(help: "Data directory (default $VOXSYNC_DATA_DIR or ~/.local/share/voxsync).")
+    var dataDir: String?
+
+    @Option(help: "Client socket path (default <data-dir>/run/voxsync.sock).")
+    var socket: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Any configuration key: --set key=value (repeatable).", valueName: "key=value"))
+    var settings: [String] = []
+
+    func run() async throws {
+        let configuration: VoxsyncConfiguration
+        do {
+            configuration = try loadConfiguration()
+        } catch {
+            FileHandle.standardError.write(Data("voxsyncd: \(error.message)\n".utf8))
+            throw ExitCode(78)
+        }
+        do {
+            try await Self.supervise(configuration)
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("voxsyncd: \(error.message)\n".utf8))
+            throw ExitCode(78)
+        }
+    }
+
+    private func loadConfiguration() throws(ConfigurationError) -> VoxsyncConfiguration {
+        var overrides: [(key: String, value: String)] = []
+        for setting in settings {
+            guard let equals = setting.firstIndex(of: "=") else {
+                throw ConfigurationError("--set takes key=value; got '\(setting)'")
+            }
+            overrides.append((String(setting[..<equals]), String(setting[setting.index(after: equals)...])))
+        }
+        if let dataDir { overrides.append(("data_dir", dataDir)) }
+        if let socket { overrides.append(("socket", socket)) }
+        if let logLevel { overrides.append(("log_level", logLevel)) }
+        return try ConfigurationLoader.load(file: config, overrides: overrides)
+    }
+
+    static func supervise(_ configuration: VoxsyncConfiguration) async throws {
+        var logger = Logger(label: "voxsyncd")
+        logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        let started = ContinuousClock.now
+
+        try createPrivateDirectory(configuration.dataDirectory, key: "data_dir")
+        try createPrivateDirectory(configuration.runDirectory, key: "data_dir (run/)")
+        let lock = try DataDirectoryLock(path: configuration.lockFilePath)
+        let instanceID = try instanceID(in: configuration.dataDirectory)
+        let listenDescriptor = try ListeningSocket.bind(path: configuration.clientSocketPath, mode: 0o600)
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let supervisor = Supervisor(configuration: configuration, listenDescriptor: listenDescriptor, loop: group.next(), logger: logger)
+        ChildReaper { pid, reason in supervisor.childExited(pid: pid, reason: reason) }.start()
+
+        var controlConfiguration = ServerConfiguration()
+        controlConfiguration.acceptsInternalMessages = true
+        controlConfiguration.allowedUIDs.formUnion(configuration.allowedUIDs)
+        let control = try await UnixSocketServer.bind(
+            path: configuration.controlSocketPath,
+            identity: ServerIdentity(serverName: "voxsyncd 0.1.0 (supervisor)", instanceID: instanceID,
+                                     embeddingDimension: UInt32(configuration.embeddingDimension)),
+            configuration: controlConfiguration, responder: SupervisorResponder(supervisor: supervisor),
+            group: group, logger: logger)
+
+        let service = SupervisorService(supervisor: supervisor, control: control, listenDescriptor: listenDescriptor,
+                                        configuration: configuration, instanceID: instanceID, started: started, lock: lock)
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await serviceGroup.run()
+    }
+
+    private static func createPrivateDirectory(_ path: String, key: String) throws(ConfigurationError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw ConfigurationError("\(key): cannot create \(path): \(error.localizedDescription)")
+        }
+        guard access(path, W_OK) == 0 else {
+            throw ConfigurationError("\(key): \(path) is not writable by this user (uid \(getuid())); fix its permissions or choose another directory")
+        }
+        chmod(path, 0o700)
+    }
+
+    /// A stable id per data directory, created on first start.
+    private static func instanceID(in dataDirectory: String) throws(ConfigurationError) -> String {
+        let path = dataDirectory + "/instance-id"
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !existing.isEmpty {
+            return existing
+        }
+        let id = UUID().uuidString.lowercased()
+        do {
+            try id.write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            throw ConfigurationError("cannot write \(path): \(error.localizedDescription)")
+        }
+        return id
+    }
+}
+
+/// Runs the supervisor until SIGTERM/SIGINT, then stops the workers in order and cleans up.
+struct SupervisorService: Service {
+    let supervisor: Supervisor
+    let control: UnixSocketServer
+    let listenDescriptor: CInt
+    let configuration: VoxsyncConfiguration
+    let instanceID: String
+    let started: ContinuousClock.Instant
+    let lock: DataDirectoryLock
+
+    func run() async throws {
+        let ready = supervisor.start()
+        let timeout = supervisor.loop.scheduleTask(in: .seconds(30)) {}
+        _ = try? await ready.or(timeout.futureResult).get()
+        let summary = await StartupSummary.render(
+            configuration: configuration, instanceID: instanceID, supervisor: supervisor,
+            startedIn: started.duration(to: .now))
+        FileHandle.standardOutput.write(Data((summary + "\n").utf8))
+
+        try? await gracefulShutdown()
+        try await supervisor.stop().get()
+        await control.shutdown()
+        close(listenDescriptor)
+        unlink(configuration.clientSocketPath)
+        withExtendedLifetime(lock) {}
+        FileHandle.standardOutput.write(Data("voxsyncd: stopped\n".utf8))
+    }
+}
+
+extension EventLoopFuture where Value == Void {
+    /// Completes when either future does.
+    func or(_ other: EventLoopFuture<Void>) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        self.cascade(to: promise)
+        other.cascade(to: promise)
+        return promise.futureResult
+    }
+}
