@@ -14,7 +14,7 @@ struct Voxsync: AsyncParsableCommand {
         commandName: "voxsync",
         abstract: "Talk to a running voxsync service.",
         discussion: "The socket is --socket, else $VOXSYNC_SOCKET, else ~/.local/share/voxsync/run/voxsync.sock.",
-        subcommands: [PingCommand.self])
+        subcommands: [PingCommand.self, StatusCommand.self])
 }
 
 /// Options every subcommand shares.
@@ -32,8 +32,8 @@ struct ConnectionOptions: ParsableArguments {
         if let socket, socket.isEmpty { throw ValidationError("--socket must not be empty") }
     }
 
-    func makeClient() -> VoxClient {
-        var configuration = VoxClientConfiguration(socketPath: socket ?? DefaultPaths.clientSocket())
+    func makeClient(socketPath: String? = nil) -> VoxClient {
+        var configuration = VoxClientConfiguration(socketPath: socketPath ?? socket ?? DefaultPaths.clientSocket())
         configuration.clientName = "voxsync-cli"
         configuration.requestTimeout = .milliseconds(Int64(timeout * 1000))
         configuration.connectTimeout = .milliseconds(Int64(min(timeout, 2) * 1000))
@@ -42,7 +42,11 @@ struct ConnectionOptions: ParsableArguments {
 }
 
 /// Turns client errors into a message on stderr and a sysexits code.
-func fail(_ error: VoxClientError, socket: String) -> ExitCode {
+func fail(_ error: any Error, socket: String) -> ExitCode {
+    guard let error = error as? VoxClientError else {
+        FileHandle.standardError.write(Data("voxsync: \(error)\n".utf8))
+        return ExitCode(70)
+    }
     let code: Int32
     var hint = ""
     switch error.code {
