@@ -49,11 +49,15 @@ public final class VoxClient: Sendable {
     /// Sends one request and returns the server's answer. Server `Error` answers are thrown as
     /// `.server(code)` errors.
     public func send(_ request: Envelope.OneOf_Message, timeout: Duration? = nil) async throws(VoxClientError) -> Envelope.OneOf_Message {
-        let deadline = ContinuousClock.now + (timeout ?? configuration.requestTimeout)
+        let budget = timeout ?? configuration.requestTimeout
+        let deadline = ContinuousClock.now + budget
         var retries = 0
         while true {
             let connection = try await connection(deadline: deadline)
             let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else {
+                throw VoxClientError(.timedOut, "\(request.name): no answer within \(budget) (after \(retries) retries)")
+            }
             do {
                 let answer = try await connection.send(request, timeout: .nanoseconds(max(1, Int64(remaining.seconds * 1e9)))).get()
                 if case .error(let error)? = answer.message {
@@ -69,7 +73,7 @@ public final class VoxClient: Sendable {
                 forget(connection)
                 switch error.code {
                 case .timedOut:
-                    throw VoxClientError(.timedOut, "\(request.name): \(error.message)")
+                    throw VoxClientError(.timedOut, "\(request.name): no answer within \(budget) (after \(retries) retries)")
                 case .connectionClosed where request.isIdempotentRequest && retries < configuration.maxRetries && ContinuousClock.now < deadline:
                     retries += 1
                     continue

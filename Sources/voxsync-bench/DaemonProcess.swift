@@ -17,7 +17,7 @@ final class DaemonProcess {
     init(executable: String, arguments: [String] = []) throws {
         dataDirectory = "/tmp/vxbench-" + String(UUID().uuidString.prefix(8))
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--data-dir", dataDirectory, "--log-level", "warning"] + arguments
+        process.arguments = ["--data-dir", dataDirectory, "--log-level", "error"] + arguments
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(30)
