@@ -39,28 +39,16 @@ public struct FrameDecoder {
                 .reservedFlags,
                 "flags byte 0x\(String(flags.rawValue, radix: 16)) sets reserved bits; only bit 0 (compressed) is defined")
         }
-        let bodyLength = Int(length) - 1
-        let decompressor: ZstdDecompressor?
-        if flags.contains(.compressed) {
-            if self.decompressor == nil { self.decompressor = ZstdDecompressor() }
-            decompressor = self.decompressor
-        } else {
-            decompressor = nil
-        }
-        let limit = configuration.maxFrameBytes
+        let body = buffer.getSlice(at: buffer.readerIndex + WireConfiguration.headerBytes, length: Int(length) - 1)!
         let envelope: Envelope
-        do {
-            envelope = try buffer.withUnsafeReadableBytes { all in
-                let start = WireConfiguration.headerBytes
-                let body = UnsafeRawBufferPointer(rebasing: all[start..<(start + bodyLength)])
-                guard let decompressor else { return try Self.parse(body) }
-                let inflated = try decompressor.decompress(body, limit: limit)
-                return try inflated.withUnsafeBytes { try Self.parse($0) }
+        if flags.contains(.compressed) {
+            if decompressor == nil { decompressor = ZstdDecompressor() }
+            let inflated = try body.withUnsafeReadableBytes { (raw) throws(WireError) in
+                try decompressor!.decompress(raw, limit: configuration.maxFrameBytes)
             }
-        } catch let error as WireError {
-            throw error
-        } catch {
-            throw WireError(.invalidEnvelope, "\(error)")
+            envelope = try Self.parse(inflated)
+        } else {
+            envelope = try Self.parse(body)
         }
         buffer.moveReaderIndex(forwardBy: total)
         return envelope
@@ -71,7 +59,7 @@ public struct FrameDecoder {
         WireError(.truncatedFrame, "the connection ended \(remaining) bytes into a frame")
     }
 
-    private static func parse(_ body: UnsafeRawBufferPointer) throws(WireError) -> Envelope {
+    private static func parse<Bytes: SwiftProtobufContiguousBytes>(_ body: Bytes) throws(WireError) -> Envelope {
         do {
             return try Envelope(serializedBytes: body)
         } catch {

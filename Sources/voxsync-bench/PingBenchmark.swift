@@ -43,14 +43,19 @@ struct PingBenchmark: AsyncParsableCommand {
         var table = Table("server · client", "clients", "requests/s", "p50 µs", "p99 µs")
         for count in try clientCounts() {
             // Warm up both sides (page faults, allocator, branch predictors) before measuring.
-            _ = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000)) { .ping(Ping()) }
-            let (samples, seconds) = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests) { .ping(Ping()) }
-            table.add("voxsyncd · poll client (as redis-benchmark)", "\(count)", format(Double(samples.nanoseconds.count) / seconds),
-                      format(samples.percentileMicroseconds(50)), format(samples.percentileMicroseconds(99)))
-
-            let nio = try await ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests) { .ping(Ping()) }
-            table.add("voxsyncd · NIO handler client", "\(count)", format(Double(nio.samples.nanoseconds.count) / nio.seconds),
-                      format(nio.samples.percentileMicroseconds(50)), format(nio.samples.percentileMicroseconds(99)))
+            _ = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000)) {
+                VoxsyncDialect { .ping(Ping()) }
+            }
+            let vox = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests) {
+                VoxsyncDialect { .ping(Ping()) }
+            }
+            table.add("voxsyncd · poll client", "\(count)", format(Double(vox.samples.nanoseconds.count) / vox.seconds),
+                      format(vox.samples.percentileMicroseconds(50)), format(vox.samples.percentileMicroseconds(99)))
+            if let redisSocket {
+                let redis = try PollClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) { RedisPingDialect() }
+                table.add("redis-server · the same poll client (RESP PING)", "\(count)", format(Double(redis.samples.nanoseconds.count) / redis.seconds),
+                          format(redis.samples.percentileMicroseconds(50)), format(redis.samples.percentileMicroseconds(99)))
+            }
 
             let library = try await viaVoxClient(socketPath: daemon.socketPath, clients: count)
             table.add("voxsyncd · VoxClient (async API)", "\(count)", format(library.rps),

@@ -6,29 +6,93 @@ import VoxWire
 import Glibc
 #endif
 
+/// What a benchmark connection sends and how it recognises answers. The same client loop
+/// drives voxsync and Redis, so two servers can be compared with identical client machinery.
+protocol BenchDialect {
+    /// Bytes to send once after connecting, whose answer is not measured (voxsync's hello).
+    mutating func greeting() throws -> [UInt8]?
+    /// The bytes of the next request.
+    mutating func request() throws -> [UInt8]
+    /// Consumes complete answers from `buffer` and returns how many there were.
+    mutating func answers(in buffer: inout ByteBuffer) throws -> Int
+}
+
+/// voxsync's protocol: framed protobuf envelopes, a fresh request id and encoding per request.
+struct VoxsyncDialect: BenchDialect {
+    var makeMessage: () -> Envelope.OneOf_Message
+    private var encoder = FrameEncoder()
+    private var decoder = FrameDecoder()
+    private var nextID: UInt64 = 1
+
+    init(makeMessage: @escaping () -> Envelope.OneOf_Message) {
+        self.makeMessage = makeMessage
+    }
+
+    mutating func greeting() throws -> [UInt8]? {
+        var hello = Hello()
+        hello.protocolVersion = WireProtocol.version
+        hello.clientName = "voxsync-bench"
+        return try frame(.hello(hello))
+    }
+
+    mutating func request() throws -> [UInt8] { try frame(makeMessage()) }
+
+    mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
+        var count = 0
+        while let answer = try decoder.decode(&buffer) {
+            if case .error(let error)? = answer.message { throw BenchError("server error: \(error.message)") }
+            count += 1
+        }
+        return count
+    }
+
+    private mutating func frame(_ message: Envelope.OneOf_Message) throws -> [UInt8] {
+        var buffer = ByteBuffer()
+        try encoder.encode(Envelope(requestID: nextID, message), into: &buffer)
+        nextID += 1
+        return Array(buffer.readableBytesView)
+    }
+}
+
+/// Redis's PING in RESP, answered `+PONG`.
+struct RedisPingDialect: BenchDialect {
+    private static let ping = Array("*1\r\n$4\r\nPING\r\n".utf8)
+    private static let pong = Array("+PONG\r\n".utf8)
+
+    mutating func greeting() throws -> [UInt8]? { nil }
+    mutating func request() throws -> [UInt8] { Self.ping }
+
+    mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
+        var count = 0
+        while buffer.readableBytes >= Self.pong.count {
+            guard buffer.readBytes(length: Self.pong.count) == Self.pong else { throw BenchError("unexpected Redis answer") }
+            count += 1
+        }
+        return count
+    }
+}
+
 /// A benchmark client built like redis-benchmark: one thread, one poll(2) set, N
-/// non-blocking connections; each connection sends a request, waits for its answer, sends the
-/// next. It speaks the protocol straight from `Protocol/PROTOCOL.md` (framing by hand, a fresh
-/// request id and encoding per request), so it measures the server, not a client framework.
+/// non-blocking connections; each sends a request, waits for its answer, sends the next. No
+/// framework, no futures: it measures the server, and with the same dialect machinery for
+/// both servers it compares them fairly.
 enum PollClosedLoopClient {
-    private final class Connection {
+    private final class Connection<Dialect: BenchDialect> {
         let fd: CInt
-        var encoder = FrameEncoder()
-        var decoder = FrameDecoder()
+        var dialect: Dialect
         var inbound = ByteBuffer()
-        var nextID: UInt64 = 1
         var sentAt: UInt64 = 0
         var answered = 0
-        var greeted = false
+        var greeted: Bool
 
-        init(fd: CInt) { self.fd = fd }
+        init(fd: CInt, dialect: Dialect, greeted: Bool) {
+            self.fd = fd
+            self.dialect = dialect
+            self.greeted = greeted
+        }
 
-        func send(_ message: Envelope.OneOf_Message) throws {
-            var buffer = ByteBuffer()
-            try encoder.encode(Envelope(requestID: nextID, message), into: &buffer)
-            nextID += 1
+        func send(_ bytes: [UInt8]) throws {
             sentAt = monotonicNanoseconds()
-            let bytes = Array(buffer.readableBytesView)
             var offset = 0
             while offset < bytes.count {
                 let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -39,33 +103,32 @@ enum PollClosedLoopClient {
         }
     }
 
-    static func run(
+    static func run<Dialect: BenchDialect>(
         socketPath: String,
         clients: Int,
         requests: Int,
-        makeRequest: () -> Envelope.OneOf_Message
+        dialect: () -> Dialect
     ) throws -> (samples: LatencySamples, seconds: Double) {
         let perClient = requests / clients
-        var connections: [Connection] = []
-        for index in 0..<clients {
+        var connections: [Connection<Dialect>] = []
+        for _ in 0..<clients {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             guard SocketPath.withAddress(of: socketPath, { connect(fd, $0, $1) }) == 0 else {
                 throw BenchError("cannot connect to \(socketPath): \(String(cString: strerror(errno)))")
             }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = index
-            connections.append(Connection(fd: fd))
+            var state = dialect()
+            let greeting = try state.greeting()
+            let connection = Connection(fd: fd, dialect: state, greeted: greeting == nil)
+            if let greeting { try connection.send(greeting) }
+            connections.append(connection)
         }
         defer { for connection in connections { close(connection.fd) } }
 
-        var hello = Hello()
-        hello.protocolVersion = WireProtocol.version
-        hello.clientName = "voxsync-bench"
-        for connection in connections { try connection.send(.hello(hello)) }
-
         var samples = LatencySamples(capacity: requests)
         var finished = 0
-        var started: UInt64 = 0
+        let started = monotonicNanoseconds()
+        for connection in connections where connection.greeted { try connection.send(try connection.dialect.request()) }
         var pollSet = connections.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
         var chunk = [UInt8](repeating: 0, count: 65536)
         while finished < clients {
@@ -80,22 +143,21 @@ enum PollClosedLoopClient {
                 if n < 0 && errno == EAGAIN { continue }
                 guard n > 0 else { throw BenchError("the server closed a connection") }
                 connection.inbound.writeBytes(chunk[0..<n])
-                while let answer = try connection.decoder.decode(&connection.inbound) {
-                    if case .error(let error)? = answer.message { throw BenchError("server error: \(error.message)") }
-                    if !connection.greeted {
-                        connection.greeted = true
-                        if started == 0 { started = monotonicNanoseconds() }
-                    } else {
-                        samples.record(monotonicNanoseconds() - connection.sentAt)
-                        connection.answered += 1
-                    }
-                    if connection.answered < perClient {
-                        try connection.send(makeRequest())
-                    } else {
-                        finished += 1
-                    }
-                }
+                let count = try connection.dialect.answers(in: &connection.inbound)
                 connection.inbound.discardReadBytes()
+                guard count > 0 else { continue }  // part of an answer; wait for the rest
+                if !connection.greeted {
+                    connection.greeted = true  // the handshake's answer: not measured
+                } else {
+                    samples.record(monotonicNanoseconds() - connection.sentAt)
+                    connection.answered += count
+                }
+                if connection.answered < perClient {
+                    try connection.send(try connection.dialect.request())
+                } else {
+                    finished += 1
+                    pollSet[index].events = 0
+                }
             }
         }
         return (samples, Double(monotonicNanoseconds() - started) / 1e9)

@@ -5,7 +5,7 @@ import VoxCore
 @Suite struct ConfigurationLoaderTests {
     func write(_ json: String) -> String {
         let path = NSTemporaryDirectory() + "voxsync-config-\(UUID().uuidString).json"
-        FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
         return path
     }
 

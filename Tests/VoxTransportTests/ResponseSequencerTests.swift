@@ -41,3 +41,28 @@ struct LinearCongruential: RandomNumberGenerator {
         return state
     }
 }
+
+@Suite struct ResponseSequencerFastPathTests {
+    @Test func firstInLineIsReleasedDirectly() {
+        var sequencer = ResponseSequencer<Int>()
+        let a = sequencer.enqueue()
+        let b = sequencer.enqueue()
+        let early = sequencer.releaseIfFirst(b)
+        #expect(!early, "b waits behind a")
+        let first = sequencer.releaseIfFirst(a)
+        let second = sequencer.releaseIfFirst(b)
+        #expect(first && second)
+        #expect(sequencer.pendingCount == 0)
+    }
+
+    @Test func heldAnswersBlockTheFastPath() {
+        var sequencer = ResponseSequencer<Int>()
+        let a = sequencer.enqueue()
+        let b = sequencer.enqueue()
+        let c = sequencer.enqueue()
+        #expect(sequencer.complete(b, with: 2) == [])
+        #expect(sequencer.complete(a, with: 1) == [1, 2])
+        let released = sequencer.releaseIfFirst(c)
+        #expect(released)
+    }
+}

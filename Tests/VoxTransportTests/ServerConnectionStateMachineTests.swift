@@ -20,6 +20,8 @@ import VoxWire
     private func greeted(maxInFlight: Int = 4) -> ServerConnectionStateMachine {
         var machine = ServerConnectionStateMachine(maxInFlight: maxInFlight)
         #expect(machine.envelopeReceived(hello()) == .sendHelloOk(requestID: 1))
+        #expect(machine.inFlight == 1, "the HelloOk is owed")
+        #expect(machine.responseWritten() == .none)
         return machine
     }
 
@@ -56,12 +58,24 @@ import VoxWire
         }
     }
 
-    @Test func pingsAreAnsweredWithoutCountingInFlight() {
-        var machine = greeted()
+    @Test func pongsCountAsOwedAnswersUntilWritten() {
+        var machine = greeted(maxInFlight: 2)
         var ping = Ping()
         ping.payload = Data([9])
         #expect(machine.envelopeReceived(Envelope(requestID: 2, .ping(ping))) == .sendPong(requestID: 2, payload: Data([9])))
-        #expect(machine.inFlight == 0)
+        #expect(machine.envelopeReceived(Envelope(requestID: 3, .ping(ping))) == .sendPong(requestID: 3, payload: Data([9])))
+        #expect(machine.inFlight == 2)
+        #expect(!machine.mayReadMore, "pongs held behind a slow answer must not pile up without bound")
+        _ = machine.responseWritten()
+        #expect(machine.mayReadMore)
+    }
+
+    @Test func aFullSocketStopsReading() {
+        var machine = greeted()
+        machine.writabilityChanged(false)
+        #expect(!machine.mayReadMore, "a client that does not read its answers is not read either")
+        machine.writabilityChanged(true)
+        #expect(machine.mayReadMore)
     }
 
     @Test func requestsAreDispatchedUntilInFlightIsFull() {
@@ -84,11 +98,17 @@ import VoxWire
             Issue.record("expected invalid argument")
             return
         }
-        guard case .sendError(0, .invalidArgument, _) = machine.envelopeReceived(get(0)) else {
-            Issue.record("request id 0 must be refused")
+        #expect(machine.envelopeReceived(get(4)) == .dispatch(requestID: 4, get(4).message!))
+    }
+
+    @Test func requestIDZeroIsAProtocolError() {
+        var machine = greeted()
+        guard case .sendErrorAndClose(.protocol, let message) = machine.envelopeReceived(get(0)) else {
+            Issue.record("request id 0 is reserved for the server")
             return
         }
-        #expect(machine.envelopeReceived(get(4)) == .dispatch(requestID: 4, get(4).message!))
+        #expect(message.contains("request_id 0 is reserved"))
+        #expect(machine.isClosed)
     }
 
     @Test func internalMessagesAreRefusedOnTheClientSocketOnly() {
@@ -98,7 +118,6 @@ import VoxWire
             return
         }
         #expect(message.contains("heartbeat is an internal message"))
-        #expect(client.inFlight == 0)
 
         var worker = ServerConnectionStateMachine(maxInFlight: 4, acceptsInternalMessages: true)
         _ = worker.envelopeReceived(hello())
@@ -130,9 +149,20 @@ import VoxWire
         #expect(machine.responseWritten() == .close)
     }
 
-    @Test func shutdownWithNothingInFlightClosesAtOnce() {
+    @Test func shutdownTellsTheClientWhyOnceEverythingIsAnswered() {
         var machine = greeted()
-        #expect(machine.shutdownRequested() == .close)
+        _ = machine.envelopeReceived(get(2))
+        #expect(machine.shutdownRequested() == .none)
+        guard case .sendErrorAndClose(.unavailable, let message) = machine.responseWritten() else {
+            Issue.record("expected the shutdown notice")
+            return
+        }
+        #expect(message.contains("shutting down"))
+        var idle = greeted()
+        guard case .sendErrorAndClose(.unavailable, _) = idle.shutdownRequested() else {
+            Issue.record("expected the shutdown notice at once")
+            return
+        }
     }
 
     @Test func idleTimeoutSparesConnectionsWaitingForAnAnswer() {

@@ -129,6 +129,12 @@ final class RawSocket {
         }
     }
 
+    /// Sends without blocking; returns how many bytes the kernel took (0 when the socket is full).
+    func sendWithoutBlocking(_ bytes: [UInt8]) -> Int {
+        let written = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        return max(written, 0)
+    }
+
     func shutdownWrite() {
         shutdown(fd, Int32(SHUT_WR))
     }

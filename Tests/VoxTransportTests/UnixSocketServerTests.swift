@@ -80,6 +80,51 @@ import Glibc
         #expect(responder.calls.count == 10)
     }
 
+    @Test func aBurstFollowedByHalfCloseIsAnsweredInFull() async throws {
+        let server = try await startServer()
+        defer { Task { await server.shutdown() } }
+        let raw = try RawSocket(path: server.path!)
+        var bytes = helloFrame()
+        for id in 2...21 { bytes += frame(Envelope(requestID: UInt64(id), .ping(Ping()))) }
+        raw.send(bytes)
+        raw.shutdownWrite()  // EOF right behind twenty whole frames: not a truncation
+        let (envelopes, closed) = raw.readUntilClosed()
+        #expect(envelopes.map(\.requestID) == Array(1...21).map(UInt64.init))
+        #expect(envelopes.dropFirst().allSatisfy { $0.message == .pong(Pong()) })
+        #expect(closed)
+    }
+
+    @Test func aClientThatNeverReadsItsAnswersIsNotReadEither() async throws {
+        let server = try await startServer()
+        defer { Task { await server.shutdown() } }
+        let raw = try RawSocket(path: server.path!)
+        raw.send(helloFrame())
+        #expect(raw.read(count: 1).count == 1)
+        // Pings with 64 KiB payloads, answered by 64 KiB pongs that this client never reads.
+        var ping = Ping()
+        ping.payload = Data((0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 7919) })  // incompressible
+        let oneFrame = frame(Envelope(requestID: 2, .ping(ping)))
+        var sent = 0
+        var pending: ArraySlice<UInt8> = []
+        let budget = 256 << 20
+        var stalledRounds = 0
+        while sent < budget && stalledRounds < 50 {
+            if pending.isEmpty { pending = oneFrame[...] }
+            let written = raw.sendWithoutBlocking(Array(pending))
+            if written == 0 {
+                stalledRounds += 1
+                try await Task.sleep(for: .milliseconds(10))
+            } else {
+                stalledRounds = 0
+                sent += written
+                pending = pending.dropFirst(written)
+            }
+        }
+        // The server stops reading once its answers back up, so the client's writes block
+        // after the socket buffers and one high-water mark of answers, not after 256 MiB.
+        #expect(sent < 32 << 20, "the client could write \(sent) bytes into a server that was not being read")
+    }
+
     @Test func gracefulShutdownFinishesRequestsInFlight() async throws {
         let server = try await startServer(responder: TestResponder(statsDelay: .milliseconds(200)))
         let raw = try RawSocket(path: server.path!)

@@ -27,18 +27,16 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     private var machine: ServerConnectionStateMachine
     private var decoder: FrameDecoder
     private var encoder: FrameEncoder
-    /// An answer waiting for its turn; `dispatched` answers count against in-flight.
-    private struct Answer {
-        var envelope: Envelope
-        var dispatched: Bool
-    }
-
-    private var sequencer = ResponseSequencer<Answer>()
+    /// Answers not yet written, in request order (every answer: dispatched, pong, refusal).
+    private var sequencer = ResponseSequencer<Envelope>()
     private var cumulation: ByteBuffer?
     private var readPending = false
     private var needsFlush = false
-    /// Bytes arrived or answers left since the idle check last ran.
-    private var activeSinceLastCheck = true
+    private var inputClosed = false
+    /// Set while `decodeAvailable` runs: answers written from inside it must not start a
+    /// second, nested decode of the same bytes.
+    private var decoding = false
+    private var lastActivity = NIODeadline.now()
     private var idleCheck: RepeatedTask?
 
     init(identity: ServerIdentity, configuration: ServerConfiguration, responder: any ServerResponder, peer: PeerCredentials, logger: Logger) {
@@ -55,17 +53,17 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Inbound
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { startIdleCheck(context: context) }
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         startIdleCheck(context: context)
         context.fireChannelActive()
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { startIdleCheck(context: context) }
-    }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        activeSinceLastCheck = true
+        lastActivity = .now()
         var bytes = unwrapInboundIn(data)
         if cumulation == nil {
             cumulation = bytes
@@ -79,10 +77,19 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         flushIfNeeded(context: context)
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        machine.writabilityChanged(context.channel.isWritable)
+        resumeIfPossible(context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case ChannelEvent.inputClosed:
-            run(machine.inputEnded(unreadBytes: cumulation?.readableBytes ?? 0), context: context)
+            // Whole frames may still be buffered (NIO reads everything at EOF): serve them,
+            // and call it truncation only if a partial frame is left.
+            inputClosed = true
+            decodeAvailable(context: context)
         case is ShutdownEvent:
             run(machine.shutdownRequested(), context: context)
         default:
@@ -115,25 +122,30 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Work
 
-    /// Idle detection without a timer per read or a promise per write (as IdleStateHandler
-    /// would have): a flag set by traffic, checked once per idle period. A connection is
-    /// closed after one to two idle periods without traffic.
+    /// Idle detection without a timer per read or a promise per write: a timestamp updated by
+    /// traffic, checked four times per idle period, so an idle connection is closed between
+    /// 1 and 1.25 idle timeouts after its last frame.
     private func startIdleCheck(context: ChannelHandlerContext) {
         guard idleCheck == nil else { return }
-        let period = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.seconds * 1e9))
+        let timeout = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.seconds * 1e9))
+        let period = TimeAmount.nanoseconds(max(timeout.nanoseconds / 4, 1_000_000))
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         idleCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
             let (handler, context) = bound.value
-            if handler.activeSinceLastCheck {
-                handler.activeSinceLastCheck = false
-            } else {
+            if NIODeadline.now() - handler.lastActivity >= timeout {
                 handler.run(handler.machine.idleTimeoutFired(after: handler.configuration.idleTimeout), context: context)
             }
         }
     }
 
     private func decodeAvailable(context: ChannelHandlerContext) {
-        guard var buffer = cumulation else { return }
+        guard !decoding else { return }
+        decoding = true
+        defer { decoding = false }
+        guard var buffer = cumulation else {
+            if inputClosed { run(machine.inputEnded(unreadBytes: 0), context: context) }
+            return
+        }
         cumulation = nil
         defer {
             if buffer.readableBytes > 0 && !machine.isClosed {
@@ -144,7 +156,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         while machine.mayReadMore {
             let envelope: Envelope
             do {
-                guard let decoded = try decoder.decode(&buffer) else { return }
+                guard let decoded = try decoder.decode(&buffer) else {
+                    if inputClosed { run(machine.inputEnded(unreadBytes: buffer.readableBytes), context: context) }
+                    return
+                }
                 envelope = decoded
             } catch {
                 logger.info("closing connection after a bad frame", metadata: ["peer": "\(peer)", "error": "\(error)"])
@@ -152,6 +167,16 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
                 return
             }
             run(machine.envelopeReceived(envelope), context: context)
+        }
+    }
+
+    /// Reading was paused (answers owed or socket full); pick up again if that is over.
+    private func resumeIfPossible(context: ChannelHandlerContext) {
+        guard machine.mayReadMore else { return }
+        decodeAvailable(context: context)
+        if readPending && machine.mayReadMore {
+            readPending = false
+            context.read()
         }
     }
 
@@ -168,13 +193,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
             ok.embeddingModel = identity.embeddingModel
             ok.maxFrameBytes = UInt64(configuration.wire.maxFrameBytes)
             ok.maxInFlight = UInt32(configuration.maxInFlightPerConnection)
-            answerNow(Envelope(requestID: requestID, .helloOk(ok)), context: context)
+            answer(sequencer.enqueue(), Envelope(requestID: requestID, .helloOk(ok)), context: context)
         case .sendPong(let requestID, let payload):
             var pong = Pong()
             pong.payload = payload
-            answerNow(Envelope(requestID: requestID, .pong(pong)), context: context)
+            answer(sequencer.enqueue(), Envelope(requestID: requestID, .pong(pong)), context: context)
         case .sendError(let requestID, let code, let message):
-            answerNow(.error(requestID: requestID, code: code, message: message), context: context)
+            answer(sequencer.enqueue(), .error(requestID: requestID, code: code, message: message), context: context)
         case .dispatch(let requestID, let message):
             dispatch(requestID: requestID, message, context: context)
         case .sendErrorAndClose(let code, let message):
@@ -193,68 +218,45 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         let info = ConnectionInfo(eventLoop: context.eventLoop, peer: peer)
         let ticket = sequencer.enqueue()
         switch responder.respond(to: message, connection: info) {
-        case .now(let answer) where sequencer.pendingCount == 1:
-            // The hot path: nothing waits ahead of this answer, so skip the reordering.
-            _ = sequencer.complete(ticket, with: Answer(envelope: Envelope(requestID: requestID, answer), dispatched: true))
-            write(Envelope(requestID: requestID, answer), context: context)
-            _ = machine.responseWritten()
-        case .now(let answer):
-            complete(ticket, Envelope(requestID: requestID, answer), context: context)
+        case .now(let result):
+            answer(ticket, Envelope(requestID: requestID, result), context: context)
         case .later(let future):
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             future.hop(to: context.eventLoop).whenComplete { result in
                 let (handler, context) = bound.value
-                let answer: Envelope
+                let envelope: Envelope
                 switch result {
                 case .success(let message):
-                    answer = Envelope(requestID: requestID, message)
+                    envelope = Envelope(requestID: requestID, message)
                 case .failure(let error):
-                    answer = .error(requestID: requestID, code: .internal, message: "\(error)")
+                    envelope = .error(requestID: requestID, code: .internal, message: "\(error)")
                 }
-                handler.complete(ticket, answer, context: context)
+                handler.answer(ticket, envelope, context: context)
                 handler.flushIfNeeded(context: context)
             }
         }
     }
 
-    /// An answer to a dispatched request: release it (and any held behind it), then let the
-    /// machine count it, which may reopen reading.
-    private func complete(_ ticket: ResponseSequencer<Answer>.Ticket, _ answer: Envelope, context: ChannelHandlerContext) {
+    /// An answer is ready: write it and every answer it was holding up, in request order, and
+    /// count each one written, which may reopen reading.
+    private func answer(_ ticket: ResponseSequencer<Envelope>.Ticket, _ envelope: Envelope, context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
-        let wasBlocked = !machine.mayReadMore
-        release(sequencer.complete(ticket, with: Answer(envelope: answer, dispatched: true)), context: context)
-        if wasBlocked && machine.mayReadMore {
-            decodeAvailable(context: context)
-            if readPending && machine.mayReadMore {
-                readPending = false
-                context.read()
-            }
-        }
-    }
-
-    /// Answers that need no service call (hello, ping, refusals) still wait behind earlier
-    /// dispatched requests, to keep answers in request order.
-    private func answerNow(_ envelope: Envelope, context: ChannelHandlerContext) {
-        if sequencer.pendingCount == 0 {
-            write(envelope, context: context)
+        if sequencer.releaseIfFirst(ticket) {
+            written(envelope, context: context)
         } else {
-            let ticket = sequencer.enqueue()
-            release(sequencer.complete(ticket, with: Answer(envelope: envelope, dispatched: false)), context: context)
+            for ready in sequencer.complete(ticket, with: envelope) { written(ready, context: context) }
         }
+        resumeIfPossible(context: context)
     }
 
-    private func release(_ answers: [Answer], context: ChannelHandlerContext) {
-        for answer in answers {
-            write(answer.envelope, context: context)
-            if answer.dispatched {
-                let next = machine.responseWritten()
-                if next != .none { run(next, context: context) }
-            }
-        }
+    private func written(_ envelope: Envelope, context: ChannelHandlerContext) {
+        write(envelope, context: context)
+        let next = machine.responseWritten()
+        if next != .none { run(next, context: context) }
     }
 
     private func write(_ envelope: Envelope, context: ChannelHandlerContext) {
-        activeSinceLastCheck = true
+        lastActivity = .now()
         var buffer = context.channel.allocator.buffer(capacity: 256)
         do {
             try encoder.encode(envelope, into: &buffer)

@@ -25,6 +25,15 @@ public struct ResponseSequencer<Response> {
         return Ticket(number: nextTicket)
     }
 
+    /// The hot path: when nothing is ahead of `ticket`, marks it released and returns true, so
+    /// the caller writes its answer directly (no buffering, no allocation). Otherwise changes
+    /// nothing and returns false; use `complete`.
+    public mutating func releaseIfFirst(_ ticket: Ticket) -> Bool {
+        guard ticket.number == nextToRelease && finished.isEmpty else { return false }
+        nextToRelease += 1
+        return true
+    }
+
     /// Records `response` for `ticket` and returns every answer that may now be written, in
     /// order (empty when an earlier request is still running).
     public mutating func complete(_ ticket: Ticket, with response: Response) -> [Response] {

@@ -5,8 +5,10 @@ import VoxWire
 ///
 /// It decides, for every decoded envelope and every stream event, what the connection does:
 /// greet, answer a ping, hand a request to the service, refuse it, or send an error and close.
-/// It also decides when the connection may read more (at most `maxInFlight` requests waiting
-/// for an answer). The channel handler only carries out its actions.
+/// It also decides when the connection may read more: while fewer than `maxInFlight` requests
+/// wait for their answers to be written (any answer: a dispatched request's, a pong, a
+/// refusal), and while the socket accepts writes (a client that does not read its answers
+/// stops being read). The channel handler only carries out its actions.
 public struct ServerConnectionStateMachine {
     public enum Action: Equatable {
         /// Answer the handshake with `HelloOk`.
@@ -28,8 +30,9 @@ public struct ServerConnectionStateMachine {
     private enum State {
         case awaitingHello
         case serving
-        /// Shutting down gracefully: no new requests, close once in flight is zero.
-        case draining
+        /// No new requests; close once every owed answer is written. `shutdown` says whether
+        /// the server is going away (tell the client) or the client closed its side.
+        case draining(shutdown: Bool)
         case closed
     }
 
@@ -38,8 +41,9 @@ public struct ServerConnectionStateMachine {
     /// client socket.
     public let acceptsInternalMessages: Bool
     private var state: State = .awaitingHello
-    /// Requests handed to the service whose answers were not yet written.
+    /// Requests read whose answers were not yet written.
     public private(set) var inFlight = 0
+    private var writable = true
 
     public init(maxInFlight: Int, acceptsInternalMessages: Bool = false) {
         precondition(maxInFlight > 0)
@@ -50,12 +54,15 @@ public struct ServerConnectionStateMachine {
     /// Whether the handler may decode (and so read) more frames now.
     public var mayReadMore: Bool {
         switch state {
-        case .awaitingHello, .serving: inFlight < maxInFlight
+        case .awaitingHello, .serving: inFlight < maxInFlight && writable
         case .draining, .closed: false
         }
     }
 
-    public var isClosed: Bool { state == .closed }
+    public var isClosed: Bool {
+        if case .closed = state { return true }
+        return false
+    }
 
     /// A whole envelope arrived.
     public mutating func envelopeReceived(_ envelope: Envelope) -> Action {
@@ -81,15 +88,18 @@ public struct ServerConnectionStateMachine {
                 return .sendErrorAndClose(code: .protocol, message: "hello.client_name is over 256 bytes")
             }
             state = .serving
+            inFlight += 1
             return .sendHelloOk(requestID: id)
         case .serving:
+            guard id != 0 else {
+                state = .closed
+                return .sendErrorAndClose(code: .protocol, message: "request_id 0 is reserved for the server; number requests from 1")
+            }
+            inFlight += 1
             guard let message = envelope.message else {
                 return .sendError(
                     requestID: id, code: .invalidArgument,
                     message: "the envelope carries no message this server knows (it speaks protocol version \(WireProtocol.version))")
-            }
-            guard id != 0 else {
-                return .sendError(requestID: 0, code: .invalidArgument, message: "request_id 0 is reserved; number requests from 1")
             }
             switch message {
             case .hello:
@@ -101,43 +111,46 @@ public struct ServerConnectionStateMachine {
                     requestID: id, code: .invalidArgument,
                     message: "\(other.name) is an internal message; this socket serves client requests only")
             default:
-                inFlight += 1
                 return .dispatch(requestID: id, message)
             }
         }
     }
 
-    /// The service answered one dispatched request (the answer is being written).
+    /// One owed answer was written.
     public mutating func responseWritten() -> Action {
         precondition(inFlight > 0, "an answer without a request")
         inFlight -= 1
-        if state == .draining && inFlight == 0 {
-            state = .closed
-            return .close
+        if case .draining(let shutdown) = state, inFlight == 0 {
+            return finishDraining(shutdown: shutdown)
         }
         return .none
     }
 
+    /// The socket's outgoing buffer crossed its high (false) or low (true) water mark.
+    public mutating func writabilityChanged(_ isWritable: Bool) {
+        writable = isWritable
+    }
+
     /// The byte stream could not be decoded.
     public mutating func decodingFailed(_ error: WireError) -> Action {
-        guard state != .closed else { return .none }
+        guard !isClosed else { return .none }
         state = .closed
         return .sendErrorAndClose(code: .protocol, message: error.message)
     }
 
     /// The peer shut its side down; `unreadBytes` of an unfinished frame remain.
     public mutating func inputEnded(unreadBytes: Int) -> Action {
-        guard state != .closed else { return .none }
+        guard !isClosed else { return .none }
         if unreadBytes > 0 {
             state = .closed
             return .sendErrorAndClose(code: .protocol, message: FrameDecoder.truncated(remaining: unreadBytes).message)
         }
-        return beginDraining()
+        return beginDraining(shutdown: false)
     }
 
     /// Nothing arrived for the idle timeout.
     public mutating func idleTimeoutFired(after timeout: Duration) -> Action {
-        guard state != .closed else { return .none }
+        guard !isClosed else { return .none }
         if inFlight > 0 { return .none }  // a slow answer is not idleness
         state = .closed
         return .sendErrorAndClose(code: .unavailable, message: "connection idle for \(timeout); closing it, reconnect to go on")
@@ -145,8 +158,8 @@ public struct ServerConnectionStateMachine {
 
     /// The server is shutting down: finish what is in flight, accept nothing new, then close.
     public mutating func shutdownRequested() -> Action {
-        guard state != .closed else { return .none }
-        return beginDraining()
+        guard !isClosed else { return .none }
+        return beginDraining(shutdown: true)
     }
 
     /// The channel is gone.
@@ -154,12 +167,22 @@ public struct ServerConnectionStateMachine {
         state = .closed
     }
 
-    private mutating func beginDraining() -> Action {
-        if inFlight == 0 {
-            state = .closed
-            return .close
+    private mutating func beginDraining(shutdown: Bool) -> Action {
+        if case .draining(let already) = state {
+            state = .draining(shutdown: already || shutdown)
+        } else {
+            state = .draining(shutdown: shutdown)
         }
-        state = .draining
+        if inFlight == 0, case .draining(let reason) = state {
+            return finishDraining(shutdown: reason)
+        }
         return .none
+    }
+
+    private mutating func finishDraining(shutdown: Bool) -> Action {
+        state = .closed
+        // A client whose connection the server ends is told why (request id 0), so it knows to
+        // reconnect; one that closed its own side needs no word.
+        return shutdown ? .sendErrorAndClose(code: .unavailable, message: "the server is shutting down; reconnect to go on") : .close
     }
 }
