@@ -137,8 +137,21 @@ public final class VoxClient: Sendable {
         case .wait(let task):
             do {
                 let connection = try await task.value
-                state.withLockedValue { state in
-                    if case .connecting = state { state = .connected(connection) }
+                let stored = state.withLockedValue { state -> Bool in
+                    switch state {
+                    case .connecting:
+                        state = .connected(connection)
+                        return true
+                    case .connected(let current):
+                        return current === connection
+                    case .idle, .closed:
+                        return false
+                    }
+                }
+                guard stored else {
+                    // close() ran while this connection was being made.
+                    connection.close()
+                    throw VoxClientError(.unavailable, "the client was closed")
                 }
                 return connection
             } catch {
@@ -155,9 +168,10 @@ public final class VoxClient: Sendable {
         var attempt = 0
         while true {
             do {
+                let remaining = ContinuousClock.now.duration(to: deadline)
                 return try await ClientConnection.connect(
-                    path: configuration.socketPath, clientName: configuration.clientName,
-                    wire: configuration.wire, group: group)
+                    path: configuration.socketPath, clientName: configuration.clientName, wire: configuration.wire,
+                    handshakeTimeout: .nanoseconds(max(1_000_000, Int64(remaining.seconds * 1e9))), group: group)
             } catch let error as TransportError where error.code == .cannotConnect || error.code == .connectionClosed {
                 let pause = configuration.reconnectBackoff.delay(attempt: attempt, random: Double.random(in: 0..<1))
                 guard ContinuousClock.now + pause < connectDeadline else {
@@ -165,6 +179,8 @@ public final class VoxClient: Sendable {
                 }
                 attempt += 1
                 try await Task.sleep(for: pause)
+            } catch let error as TransportError where error.code == .timedOut {
+                throw VoxClientError(.timedOut, "no answer to the handshake from \(configuration.socketPath): \(error.message)")
             } catch let error as TransportError {
                 throw VoxClientError(.protocolViolation, error.message)
             }

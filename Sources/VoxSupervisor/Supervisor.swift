@@ -144,15 +144,24 @@ public final class Supervisor: @unchecked Sendable {
             heartbeat.sequence = sequence
             workers[role]!.control?.writeAndFlush(Envelope(requestID: sequence, .heartbeat(heartbeat)), promise: nil)
         case .kill(let reason):
-            logger.warning("killing an unresponsive worker", metadata: ["worker": "\(role.rawValue)", "pid": "\(workers[role]!.pid)", "reason": "\(reason)"])
-            kill(workers[role]!.pid, SIGKILL)
-        case .requestStop:
-            var shutdown = Voxsync_V1_ShutdownRequest()
-            shutdown.deadlineMs = UInt32(configuration.shutdownTimeout.seconds * 1000)
-            workers[role]!.control?.writeAndFlush(Envelope(requestID: 1, .shutdown(shutdown)), promise: nil)
             let pid = workers[role]!.pid
+            guard pid > 0 else { return }
+            logger.warning("killing an unresponsive worker", metadata: ["worker": "\(role.rawValue)", "pid": "\(pid)", "reason": "\(reason)"])
+            kill(pid, SIGKILL)
+        case .requestStop:
+            let pid = workers[role]!.pid
+            if let control = workers[role]!.control {
+                var shutdown = Voxsync_V1_ShutdownRequest()
+                shutdown.deadlineMs = UInt32(configuration.shutdownTimeout.seconds * 1000)
+                control.writeAndFlush(Envelope(requestID: 1, .shutdown(shutdown)), promise: nil)
+            } else {
+                // The control channel is not connected yet: the worker's ServiceGroup stops
+                // gracefully on SIGTERM too.
+                kill(pid, SIGTERM)
+            }
             let nanos = Int64(configuration.shutdownTimeout.seconds * 1e9)
             workers[role]!.killTimer = loop.scheduleTask(in: .nanoseconds(nanos)) {
+                guard self.workers[role]!.pid == pid else { return }  // already gone (and maybe reused)
                 self.logger.warning("worker did not stop in time; killing it", metadata: ["worker": "\(role.rawValue)", "pid": "\(pid)"])
                 kill(pid, SIGKILL)
             }
@@ -235,14 +244,16 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     private func handleExit(pid: pid_t, reason: ExitReason) {
-        guard let role = workers.first(where: { $0.value.pid == pid })?.key else { return }
+        guard pid > 0, let role = workers.first(where: { $0.value.pid == pid })?.key else { return }
+        // The pid is free for reuse from here on: forget it before anything can signal it.
+        workers[role]!.pid = 0
         workers[role]!.control?.close(promise: nil)
         workers[role]!.control = nil
         workers[role]!.killTimer?.cancel()
         let wasStopping = workers[role]!.machine.state == .stopping
         let action = workers[role]!.machine.exited(reason, now: .now, random: .random(in: 0..<1))
         if wasStopping || stopping {
-            logger.debug("worker stopped", metadata: ["worker": "\(role.rawValue)", "pid": "\(pid)", "reason": "\(reason)"])
+            logger.info("worker stopped", metadata: ["worker": "\(role.rawValue)", "pid": "\(pid)", "reason": "\(reason)"])
         } else {
             logger.warning("worker died; restarting", metadata: [
                 "worker": "\(role.rawValue)", "pid": "\(pid)", "reason": "\(reason)", "restarts": "\(workers[role]!.machine.restarts)",
@@ -252,6 +263,9 @@ public final class Supervisor: @unchecked Sendable {
             workers[role]!.stopped?.succeed()
             workers[role]!.stopped = nil
         }
+        // A worker that dies while the service is stopping is not restarted; its own stop
+        // (in order) then finds it down.
+        if stopping, case .scheduleRestart = action { return }
         run(action, for: role)
     }
 

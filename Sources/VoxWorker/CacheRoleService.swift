@@ -31,7 +31,8 @@ final class CacheRoleService: WorkerRoleService {
         serverConfiguration.maxInFlightPerConnection = configuration.maxInFlightPerConnection
         serverConfiguration.idleTimeout = configuration.idleTimeout
         serverConfiguration.allowedUIDs.formUnion(configuration.allowedUIDs)
-        serverConfiguration.shutdownGracePeriod = configuration.shutdownTimeout
+        // Finish in-flight requests well inside the supervisor's SIGKILL deadline.
+        serverConfiguration.shutdownGracePeriod = configuration.shutdownTimeout * 0.8
         let identity = ServerIdentity(
             serverName: "voxsyncd 0.1.0 (cache)", instanceID: instanceID,
             embeddingDimension: UInt32(configuration.embeddingDimension))

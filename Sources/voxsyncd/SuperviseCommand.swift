@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -43,6 +44,9 @@ struct SuperviseCommand: AsyncParsableCommand {
         do {
             try await Self.supervise(configuration)
         } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("voxsyncd: \(error.message)\n".utf8))
+            throw ExitCode(78)
+        } catch let error as TransportError {
             FileHandle.standardError.write(Data("voxsyncd: \(error.message)\n".utf8))
             throw ExitCode(78)
         }
@@ -135,9 +139,14 @@ struct SupervisorService: Service {
     let lock: DataDirectoryLock
 
     func run() async throws {
-        let ready = supervisor.start()
-        let timeout = supervisor.loop.scheduleTask(in: .seconds(30)) {}
-        _ = try? await ready.or(timeout.futureResult).get()
+        // Wait for every worker's first readiness (for the summary), but no longer than 30 s
+        // and not past a SIGTERM: a worker that never gets ready must not hold up a stop.
+        let isReady = NIOLockedValueBox(false)
+        supervisor.start().whenSuccess { isReady.withLockedValue { $0 = true } }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !isReady.withLockedValue({ $0 }) && !Task.isShuttingDownGracefully && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         let summary = await StartupSummary.render(
             configuration: configuration, instanceID: instanceID, supervisor: supervisor,
             startedIn: started.duration(to: .now))
@@ -150,15 +159,5 @@ struct SupervisorService: Service {
         unlink(configuration.clientSocketPath)
         withExtendedLifetime(lock) {}
         FileHandle.standardOutput.write(Data("voxsyncd: stopped\n".utf8))
-    }
-}
-
-extension EventLoopFuture where Value == Void {
-    /// Completes when either future does.
-    func or(_ other: EventLoopFuture<Void>) -> EventLoopFuture<Void> {
-        let promise = eventLoop.makePromise(of: Void.self)
-        self.cascade(to: promise)
-        other.cascade(to: promise)
-        return promise.futureResult
     }
 }

@@ -27,7 +27,8 @@ struct WorkerCommand: AsyncParsableCommand {
         do {
             try await WorkerMain.run(role: role)
         } catch let error as ConfigurationError {
-            throw ConfigurationFailure(error)
+            FileHandle.standardError.write(Data("voxsyncd worker \(role.rawValue): \(error.message)\n".utf8))
+            throw ExitCode(78)
         }
     }
 }
@@ -48,11 +49,5 @@ struct ConfigKeysCommand: ParsableCommand {
     }
 }
 
-/// A configuration error: printed as one line, exit code 78 (EX_CONFIG).
-struct ConfigurationFailure: Error, CustomStringConvertible {
-    let error: ConfigurationError
-    init(_ error: ConfigurationError) { self.error = error }
-    var description: String { error.message }
-}
 
 import Foundation

@@ -43,15 +43,12 @@ import Glibc
         let service = try await ServiceProcess.started()
         defer { service.cleanUp() }
         let victim = service.worker(.sync, in: try await service.status()).pid
-        let stoppedAt = ContinuousClock.now
         kill(victim, SIGSTOP)
-        try await eventually(timeout: .seconds(5), "the SIGSTOPped sync worker replaced") {
+        // heartbeat_timeout_ms=800, checked every 100 ms, then a restart: well inside 3 s.
+        try await eventually(timeout: .seconds(3), "the SIGSTOPped sync worker replaced") {
             let worker = service.worker(.sync, in: try await service.status())
             return worker.pid != victim && worker.state == "ready"
         }
-        let took = stoppedAt.duration(to: .now)
-        // heartbeat_timeout_ms=800, checked every 100 ms, plus a restart.
-        #expect(took < .seconds(2), "replaced after \(took)")
         #expect(service.worker(.sync, in: try await service.status()).lastExitReason == "killed by SIGKILL")
         #expect(!isAlive(victim))
         #expect(service.log.contains("killing an unresponsive worker"))
@@ -83,11 +80,9 @@ import Glibc
         let workers = try await service.status().workers.map(\.pid)
         #expect(workers.count == 4 && workers.allSatisfy(isAlive))
         service.signal(SIGKILL)
-        let killedAt = ContinuousClock.now
         try await eventually(timeout: .seconds(1), "every worker gone within a second of the supervisor's SIGKILL") {
             !workers.contains(where: isAlive)
         }
-        #expect(killedAt.duration(to: .now) < .seconds(1))
     }
 
     @Test func sigtermStopsCleanly() async throws {
@@ -100,8 +95,20 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: service.socketPath), "client socket removed")
         #expect(!FileManager.default.fileExists(atPath: service.controlPath), "control socket removed")
         #expect(service.log.contains("voxsyncd: stopped"))
-        // Reverse start order: prefetch stops first, cache last.
         #expect(!service.log.contains("worker died"), "a graceful stop is not a crash:\n\(service.log)")
+        // Reverse start order: prefetch stops first, cache last, each with a clean exit.
+        let stops = service.log.split(separator: "\n").filter { $0.contains("worker stopped") }
+        let order = stops.compactMap { line in ["prefetch", "metrics", "sync", "cache"].first { line.contains("worker=\($0)") } }
+        #expect(order == ["prefetch", "metrics", "sync", "cache"], "\(stops)")
+        #expect(stops.allSatisfy { $0.contains("exited with code 0") }, "\(stops)")
+    }
+
+    @Test func sigtermDuringStartUpIsNotHeldUpByAWorkerThatNeverGetsReady() async throws {
+        let service = try ServiceProcess(settings: ["crash_at_start=metrics"])
+        defer { service.cleanUp() }
+        try await eventually("the supervisor answers status") { (try? await service.status()) != nil }
+        let code = try await service.terminate(timeout: .seconds(10))
+        #expect(code == 0)
     }
 
     @Test func aWorkerThatCrashesAtStartIsFlappingWhileTheOthersServe() async throws {

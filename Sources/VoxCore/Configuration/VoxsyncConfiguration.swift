@@ -1,3 +1,5 @@
+import Foundation
+
 /// Everything a voxsync instance can be told, with its defaults.
 ///
 /// Sources, later ones winning: built-in defaults, the JSON config file (`--config`), the
@@ -42,7 +44,10 @@ public struct VoxsyncConfiguration: Sendable, Equatable {
     public var runDirectory: String { DefaultPaths.runDirectory(dataDirectory: dataDirectory) }
     /// The client socket actually used.
     public var clientSocketPath: String { socketPath ?? runDirectory + "/voxsync.sock" }
-    /// The supervisor's control socket (`voxsync status`), next to the client socket.
-    public var controlSocketPath: String { runDirectory + "/control.sock" }
+    /// The supervisor's control socket (`voxsync status`), in the client socket's directory, so
+    /// the CLI finds it from the client socket path alone.
+    public var controlSocketPath: String {
+        (clientSocketPath as NSString).deletingLastPathComponent + "/control.sock"
+    }
     public var lockFilePath: String { dataDirectory + "/voxsyncd.lock" }
 }
