@@ -133,12 +133,13 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "VoxWireTests", dependencies: ["VoxWire", "CZstd", .product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "VoxTestSupport", dependencies: ["CZstd"], path: "Tests/VoxTestSupport"),
+        .testTarget(name: "VoxWireTests", dependencies: ["VoxWire", "VoxTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "VoxCoreTests", dependencies: ["VoxCore"]),
         .testTarget(
             name: "VoxTransportTests",
             dependencies: [
-                "VoxTransport", "VoxWire", "VoxClient", "CZstd",
+                "VoxTransport", "VoxWire", "VoxClient", "VoxTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

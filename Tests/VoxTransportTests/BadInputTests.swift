@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 import VoxClient
 import VoxTransport
+import VoxTestSupport
 import VoxWire
 
 /// Every kind of bad input, each over a real socket: the offender gets an `Error` frame with the
@@ -123,20 +124,4 @@ import VoxWire
         #expect(envelopes.last?.error.message.contains("idle") == true)
         #expect(closed)
     }
-}
-
-import CZstd
-
-/// A zstd frame of `input`, with or without the content size in its header.
-func zstdFrame(_ input: [UInt8], declareSize: Bool) -> [UInt8] {
-    let context = ZSTD_createCCtx()!
-    defer { ZSTD_freeCCtx(context) }
-    ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, declareSize ? 1 : 0)
-    let bound = ZSTD_compressBound(input.count)
-    var output = [UInt8](repeating: 0, count: bound)
-    let written = input.withUnsafeBytes { source in
-        output.withUnsafeMutableBytes { ZSTD_compress2(context, $0.baseAddress, bound, source.baseAddress, source.count) }
-    }
-    precondition(ZSTD_isError(written) == 0)
-    return Array(output.prefix(written))
 }

@@ -79,23 +79,25 @@ public enum ConfigurationKeys {
     // MARK: Key kinds
 
     private static func string(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, String> & Sendable, absolutePath: Bool) -> ConfigurationKey {
-        ConfigurationKey(
-            name: name, help: help,
-            parse: { (text, config) throws(ConfigurationError) in
-                try checkPath(text, key: name, absolute: absolutePath)
-                config[keyPath: path] = text
-            },
-            render: { $0[keyPath: path] })
+        pathKey(name, help, absolutePath: absolutePath, set: { $0[keyPath: path] = $1 }, get: { $0[keyPath: path] })
     }
 
     private static func optionalString(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, String?> & Sendable, absolutePath: Bool) -> ConfigurationKey {
+        pathKey(name, help, absolutePath: absolutePath, set: { $0[keyPath: path] = $1 }, get: { $0[keyPath: path] })
+    }
+
+    private static func pathKey(
+        _ name: String, _ help: String, absolutePath: Bool,
+        set: @escaping @Sendable (inout VoxsyncConfiguration, String) -> Void,
+        get: @escaping @Sendable (VoxsyncConfiguration) -> String?
+    ) -> ConfigurationKey {
         ConfigurationKey(
             name: name, help: help,
             parse: { (text, config) throws(ConfigurationError) in
                 try checkPath(text, key: name, absolute: absolutePath)
-                config[keyPath: path] = text
+                set(&config, text)
             },
-            render: { $0[keyPath: path] })
+            render: get)
     }
 
     private static func checkPath(_ text: String, key: String, absolute: Bool) throws(ConfigurationError) {
