@@ -57,7 +57,7 @@ final class ServiceProcess: @unchecked Sendable {
 
     init(settings: [String] = [], dataDirectory: String? = nil) throws {
         self.dataDirectory = dataDirectory ?? "/tmp/vxi-" + String(UUID().uuidString.prefix(8))
-        logPath = self.dataDirectory + ".log"
+        logPath = "/tmp/vxi-" + String(UUID().uuidString.prefix(8)) + ".log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: binDirectory + "/voxsyncd")
         process.arguments = ["--data-dir", self.dataDirectory] + (Self.testSettings + settings).flatMap { ["--set", $0] }

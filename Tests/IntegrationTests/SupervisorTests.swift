@@ -155,4 +155,21 @@ import Glibc
         #expect(service.process.terminationStatus == 78)
         #expect(service.log.contains("heartbeat_timeout_ms must be a whole number of milliseconds; got 'soon'"))
     }
+
+    @Test func aDataDirectoryThatCannotBeCreatedIsRefused() async throws {
+        let service = try ServiceProcess(dataDirectory: "/proc/voxsync-cannot-exist")
+        defer { try? FileManager.default.removeItem(atPath: service.logPath) }
+        try await eventually("voxsyncd to exit") { !service.process.isRunning }
+        #expect(service.process.terminationStatus == 78)
+        #expect(service.log.contains("data_dir: cannot create /proc/voxsync-cannot-exist"), "\(service.log)")
+    }
+
+    @Test func runDirectoryAndSocketsArePrivate() async throws {
+        let service = try await ServiceProcess.started()
+        defer { service.cleanUp() }
+        var info = stat()
+        #expect(stat(service.dataDirectory + "/run", &info) == 0 && info.st_mode & 0o777 == 0o700)
+        #expect(stat(service.socketPath, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        #expect(stat(service.controlPath, &info) == 0 && info.st_mode & 0o777 == 0o600)
+    }
 }
