@@ -49,11 +49,11 @@ struct PingBenchmark: AsyncParsableCommand {
             let vox = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests) {
                 VoxsyncDialect { .ping(Ping()) }
             }
-            table.add("voxsyncd · poll client", "\(count)", format(Double(vox.samples.nanoseconds.count) / vox.seconds),
+            table.add("voxsyncd · closed-loop client", "\(count)", format(Double(vox.samples.nanoseconds.count) / vox.seconds),
                       format(vox.samples.percentileMicroseconds(50)), format(vox.samples.percentileMicroseconds(99)))
             if let redisSocket {
                 let redis = try PollClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) { RedisPingDialect() }
-                table.add("redis-server · the same poll client (RESP PING)", "\(count)", format(Double(redis.samples.nanoseconds.count) / redis.seconds),
+                table.add("redis-server · the same closed-loop client (RESP PING)", "\(count)", format(Double(redis.samples.nanoseconds.count) / redis.seconds),
                           format(redis.samples.percentileMicroseconds(50)), format(redis.samples.percentileMicroseconds(99)))
             }
 
