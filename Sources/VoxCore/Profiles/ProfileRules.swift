@@ -1,0 +1,94 @@
+/// What a profile must look like before anything of it is written (DESIGN §3).
+///
+/// Every check names the offending field and says what would be accepted, so a client can
+/// show it to a person. Pure functions: the cache worker runs them before it opens a
+/// transaction, so a refused write leaves nothing behind.
+public struct ProfileRules: Sendable, Equatable {
+    /// D: floats per embedding, fixed when the store is created.
+    public var dimension: Int
+    public var maxSpeakerIDBytes = 256
+    public var maxSamples = 64
+    public var maxMetadataBytes = 64 * 1024
+
+    public init(dimension: Int) {
+        self.dimension = dimension
+    }
+
+    /// Why a profile (or a probe) was refused.
+    public struct Violation: Error, Sendable, Equatable, CustomStringConvertible {
+        public enum Kind: Sendable, Equatable {
+            case invalidArgument
+            case dimensionMismatch
+        }
+
+        public var kind: Kind
+        /// The field, as named in voxsync.proto ("speaker_id", "embedding", "samples[3]").
+        public var field: String
+        public var message: String
+
+        public var description: String { "\(field): \(message)" }
+    }
+
+    /// 1–256 bytes of UTF-8 with no control characters.
+    public func checkSpeakerID(_ id: String) throws(Violation) {
+        let bytes = id.utf8.count
+        guard bytes > 0 else {
+            throw Violation(kind: .invalidArgument, field: "speaker_id", message: "must not be empty")
+        }
+        guard bytes <= maxSpeakerIDBytes else {
+            throw Violation(kind: .invalidArgument, field: "speaker_id", message: "is \(bytes) bytes; at most \(maxSpeakerIDBytes) are allowed")
+        }
+        if let control = id.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+            throw Violation(
+                kind: .invalidArgument, field: "speaker_id",
+                message: "contains the control character U+\(String(control.value, radix: 16, uppercase: true)); use printable text")
+        }
+    }
+
+    /// Exactly D finite values, not all zero (cosine similarity needs a direction).
+    public func checkVector(_ values: [Float], field: String) throws(Violation) {
+        guard values.count == dimension else {
+            throw Violation(
+                kind: .dimensionMismatch, field: field,
+                message: "has \(values.count) values; this store's embeddings have exactly \(dimension)")
+        }
+        var squares: Float = 0
+        for (index, value) in values.enumerated() {
+            guard value.isFinite else {
+                throw Violation(kind: .invalidArgument, field: field, message: "value \(index) is \(value); every value must be finite")
+            }
+            squares += value * value
+        }
+        guard squares > 0, squares.isFinite else {
+            throw Violation(
+                kind: .invalidArgument, field: field,
+                message: squares > 0 ? "its norm overflows float32; scale it down" : "has zero norm; an embedding needs at least one non-zero value")
+        }
+    }
+
+    /// At most `maxSamples` further enrollment vectors, each a valid embedding.
+    public func checkSamples(_ samples: [[Float]]) throws(Violation) {
+        guard samples.count <= maxSamples else {
+            throw Violation(kind: .invalidArgument, field: "samples", message: "has \(samples.count) vectors; at most \(maxSamples) are allowed")
+        }
+        for (index, sample) in samples.enumerated() {
+            try checkVector(sample, field: "samples[\(index)]")
+        }
+    }
+
+    /// 0 means the store's default; otherwise a cosine similarity in (-1, 1].
+    public func checkThreshold(_ threshold: Float) throws(Violation) {
+        guard threshold.isFinite, threshold > -1, threshold <= 1 else {
+            throw Violation(
+                kind: .invalidArgument, field: "threshold",
+                message: "is \(threshold); use a cosine similarity above -1 and at most 1, or 0 for the default")
+        }
+    }
+
+    public func checkMetadata(_ metadata: String) throws(Violation) {
+        let bytes = metadata.utf8.count
+        guard bytes <= maxMetadataBytes else {
+            throw Violation(kind: .invalidArgument, field: "metadata", message: "is \(bytes) bytes; at most \(maxMetadataBytes) are allowed")
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import Testing
+import VoxCore
+
+@Suite struct ProfileRulesTests {
+    let rules = ProfileRules(dimension: 4)
+
+    func violation(_ body: () throws -> Void) -> ProfileRules.Violation? {
+        do {
+            try body()
+            return nil
+        } catch let violation as ProfileRules.Violation {
+            return violation
+        } catch {
+            Issue.record("unexpected error \(error)")
+            return nil
+        }
+    }
+
+    @Test func speakerIDs() {
+        #expect(violation { try rules.checkSpeakerID("alice") } == nil)
+        #expect(violation { try rules.checkSpeakerID("Zoë Ångström 🎙") } == nil)
+        #expect(violation { try rules.checkSpeakerID(String(repeating: "a", count: 256)) } == nil)
+        #expect(violation { try rules.checkSpeakerID("") }?.message == "must not be empty")
+        #expect(violation { try rules.checkSpeakerID(String(repeating: "a", count: 257)) }?.message.contains("257 bytes") == true)
+        // 86 three-byte characters: 258 bytes though only 86 characters.
+        #expect(violation { try rules.checkSpeakerID(String(repeating: "€", count: 86)) }?.field == "speaker_id")
+        #expect(violation { try rules.checkSpeakerID("bob\n") }?.message.contains("U+A") == true)
+        #expect(violation { try rules.checkSpeakerID("a\u{0}b") }?.kind == .invalidArgument)
+    }
+
+    @Test func vectors() {
+        #expect(violation { try rules.checkVector([1, 0, 0, 0], field: "embedding") } == nil)
+        let short = violation { try rules.checkVector([1, 0, 0], field: "embedding") }
+        #expect(short?.kind == .dimensionMismatch)
+        #expect(short?.message == "has 3 values; this store's embeddings have exactly 4")
+        #expect(violation { try rules.checkVector([1, .nan, 0, 0], field: "probe") }?.message == "value 1 is nan; every value must be finite")
+        #expect(violation { try rules.checkVector([1, 0, .infinity, 0], field: "probe") }?.field == "probe")
+        #expect(violation { try rules.checkVector([0, 0, 0, 0], field: "embedding") }?.message.contains("zero norm") == true)
+        #expect(violation { try rules.checkVector([3e38, 3e38, 0, 0], field: "embedding") }?.message.contains("overflows") == true)
+    }
+
+    @Test func samples() {
+        #expect(violation { try rules.checkSamples([[1, 0, 0, 0], [0, 1, 0, 0]]) } == nil)
+        #expect(violation { try rules.checkSamples([[1, 0, 0, 0], [0, 1, 0]]) }?.field == "samples[1]")
+        let many = Array(repeating: [Float](repeating: 1, count: 4), count: 65)
+        #expect(violation { try rules.checkSamples(many) }?.message.contains("65 vectors") == true)
+    }
+
+    @Test func thresholds() {
+        for good: Float in [0, 0.25, 1, -0.5] { #expect(violation { try rules.checkThreshold(good) } == nil) }
+        for bad: Float in [-1, 1.01, .nan, .infinity] { #expect(violation { try rules.checkThreshold(bad) }?.field == "threshold") }
+    }
+
+    @Test func metadata() {
+        #expect(violation { try rules.checkMetadata(String(repeating: "x", count: 65_536)) } == nil)
+        #expect(violation { try rules.checkMetadata(String(repeating: "x", count: 65_537)) }?.message.contains("65537 bytes") == true)
+    }
+}
