@@ -74,6 +74,7 @@ let package = Package(
             ]
         ),
 
+        .target(name: "VoxStore", dependencies: ["CSQLite", "VoxCore"]),
         .target(
             name: "VoxSupervisor",
             dependencies: [
@@ -136,6 +137,7 @@ let package = Package(
         .target(name: "VoxTestSupport", dependencies: ["CZstd"], path: "Tests/VoxTestSupport"),
         .testTarget(name: "VoxWireTests", dependencies: ["VoxWire", "VoxTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "VoxCoreTests", dependencies: ["VoxCore"]),
+        .testTarget(name: "VoxStoreTests", dependencies: ["VoxStore", "VoxCore"]),
         .testTarget(
             name: "VoxTransportTests",
             dependencies: [

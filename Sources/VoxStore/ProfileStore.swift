@@ -1,0 +1,203 @@
+import CSQLite
+import VoxCore
+
+/// How the local store is opened.
+public struct StoreConfiguration: Sendable {
+    public var path: String
+    /// Floats per embedding; fixed when the store is created, checked on every later open.
+    public var dimension: Int
+    /// Model tag of the embeddings; fixed like the dimension.
+    public var model: String
+    /// This instance's id, recorded as the origin of its writes.
+    public var origin: String
+    /// SQLite `synchronous`: FULL (default) survives power loss; NORMAL survives a crash of
+    /// the process only.
+    public var synchronousFull = true
+
+    public init(path: String, dimension: Int, model: String = "ecapa-tdnn-192", origin: String) {
+        self.path = path
+        self.dimension = dimension
+        self.model = model
+        self.origin = origin
+    }
+}
+
+/// Profiles in local SQLite (WAL). Every write puts the profile row and its outbox row in one
+/// transaction, so a write is either wholly there (and queued for sync) or not at all.
+///
+/// Not thread-safe: one store belongs to the one thread that does the cache worker's disk I/O.
+public final class ProfileStore {
+    public let configuration: StoreConfiguration
+    public let rules: ProfileRules
+    private let database: SQLiteDatabase
+    private var clock: HybridLogicalClock
+
+    public init(configuration: StoreConfiguration) throws(StoreError) {
+        self.configuration = configuration
+        self.rules = ProfileRules(dimension: configuration.dimension)
+        database = try SQLiteDatabase(path: configuration.path)
+        try database.execute("PRAGMA journal_mode = WAL")
+        try database.execute("PRAGMA synchronous = \(configuration.synchronousFull ? "FULL" : "NORMAL")")
+        try database.execute("PRAGMA busy_timeout = 5000")
+        try Schema.migrate(database)
+        try Self.checkMeta(database, configuration)
+        clock = HybridLogicalClock(last: UInt64(bitPattern: try database.integer("SELECT coalesce(max(version), 0) FROM profiles")))
+    }
+
+    /// Stores `profile` (enroll or replace). With `expectedVersion` the write happens only if
+    /// the stored version is that one (0: the speaker must not exist). Returns the stored record.
+    @discardableResult
+    public func put(_ profile: ProfileRecord, expectedVersion: UInt64? = nil, now: Int64) throws(StoreError) -> ProfileRecord {
+        do {
+            try rules.checkSpeakerID(profile.speakerID)
+            try rules.checkVector(profile.embedding, field: "embedding")
+            try rules.checkSamples(profile.samples)
+            try rules.checkThreshold(profile.threshold)
+            try rules.checkMetadata(profile.metadata)
+        } catch {
+            throw StoreError(.invalid(error), error.description)
+        }
+        return try database.transaction { () throws(StoreError) -> ProfileRecord in
+            if let expectedVersion {
+                let current = try currentVersion(of: profile.speakerID) ?? 0
+                guard current == expectedVersion else {
+                    throw StoreError(.conflict, "\(profile.speakerID) is at version \(current), not \(expectedVersion); read it again and retry")
+                }
+            }
+            var stored = profile
+            stored.version = clock.tick(wallMilliseconds: now)
+            stored.origin = configuration.origin
+            stored.updatedAt = now
+            stored.deleted = false
+            try write(stored)
+            try enqueue(stored)
+            return stored
+        }
+    }
+
+    /// The live profile, or nil when there is none (or only a tombstone).
+    public func get(_ speakerID: String) throws(StoreError) -> ProfileRecord? {
+        let statement = try database.prepare("""
+            SELECT speaker_id, embedding, samples, threshold, metadata, version, origin, updated_at, deleted
+            FROM profiles WHERE speaker_id = ?1 AND deleted = 0
+            """)
+        statement.bind(1, speakerID)
+        guard try statement.step() else { return nil }
+        return record(from: statement)
+    }
+
+    /// Writes a tombstone. Returns its version and whether a live profile existed.
+    public func delete(_ speakerID: String, now: Int64) throws(StoreError) -> (version: UInt64, existed: Bool) {
+        try database.transaction { () throws(StoreError) -> (version: UInt64, existed: Bool) in
+            let existing = try get(speakerID)
+            var tombstone = existing ?? ProfileRecord(speakerID: speakerID, embedding: [])
+            tombstone.version = clock.tick(wallMilliseconds: now)
+            tombstone.origin = configuration.origin
+            tombstone.updatedAt = now
+            tombstone.deleted = true
+            try write(tombstone)
+            try enqueue(tombstone)
+            return (tombstone.version, existing != nil)
+        }
+    }
+
+    /// Live speaker ids starting with `prefix`, in byte order, after `after`, at most `limit`.
+    public func list(prefix: String, after: String = "", limit: Int) throws(StoreError) -> [String] {
+        let statement = try database.prepare("""
+            SELECT speaker_id FROM profiles
+            WHERE deleted = 0 AND speaker_id > ?1 AND substr(speaker_id, 1, length(?2)) = ?2
+            ORDER BY speaker_id LIMIT ?3
+            """)
+        statement.bind(1, after)
+        statement.bind(2, prefix)
+        statement.bind(3, Int64(limit))
+        var ids: [String] = []
+        while try statement.step() { ids.append(statement.string(0)) }
+        return ids
+    }
+
+    /// Rows waiting in the outbox for the sync worker.
+    public func outboxCount() throws(StoreError) -> Int {
+        Int(try database.integer("SELECT count(*) FROM outbox"))
+    }
+
+    // MARK: Rows
+
+    private func currentVersion(of speakerID: String) throws(StoreError) -> UInt64? {
+        let statement = try database.prepare("SELECT version, deleted FROM profiles WHERE speaker_id = ?1")
+        statement.bind(1, speakerID)
+        guard try statement.step() else { return nil }
+        return statement.int64(1) != 0 ? 0 : UInt64(bitPattern: statement.int64(0))
+    }
+
+    private func write(_ profile: ProfileRecord) throws(StoreError) {
+        let statement = try database.prepare("""
+            INSERT INTO profiles (speaker_id, embedding, samples, threshold, metadata, version, origin, updated_at, deleted)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            ON CONFLICT (speaker_id) DO UPDATE SET
+                embedding = excluded.embedding, samples = excluded.samples, threshold = excluded.threshold,
+                metadata = excluded.metadata, version = excluded.version, origin = excluded.origin,
+                updated_at = excluded.updated_at, deleted = excluded.deleted
+            """)
+        statement.bind(1, profile.speakerID)
+        statement.bind(2, floats: profile.embedding)
+        statement.bind(3, floats: profile.samples.flatMap { $0 })
+        statement.bind(4, Double(profile.threshold))
+        statement.bind(5, profile.metadata)
+        statement.bind(6, Int64(bitPattern: profile.version))
+        statement.bind(7, profile.origin)
+        statement.bind(8, profile.updatedAt)
+        statement.bind(9, Int64(profile.deleted ? 1 : 0))
+        _ = try statement.step()
+    }
+
+    private func enqueue(_ profile: ProfileRecord) throws(StoreError) {
+        let statement = try database.prepare("INSERT INTO outbox (speaker_id, version, enqueued_at) VALUES (?1, ?2, ?3)")
+        statement.bind(1, profile.speakerID)
+        statement.bind(2, Int64(bitPattern: profile.version))
+        statement.bind(3, profile.updatedAt)
+        _ = try statement.step()
+    }
+
+    private func record(from statement: Statement) -> ProfileRecord {
+        let dimension = configuration.dimension
+        let flat = statement.floats(2)
+        var record = ProfileRecord(
+            speakerID: statement.string(0), embedding: statement.floats(1),
+            samples: stride(from: 0, to: flat.count, by: dimension).map { Array(flat[$0..<min($0 + dimension, flat.count)]) },
+            threshold: Float(statement.double(3)), metadata: statement.string(4))
+        record.version = UInt64(bitPattern: statement.int64(5))
+        record.origin = statement.string(6)
+        record.updatedAt = statement.int64(7)
+        record.deleted = statement.int64(8) != 0
+        return record
+    }
+
+    /// The dimension and model are fixed when the store is created; a mismatch is refused.
+    private static func checkMeta(_ database: SQLiteDatabase, _ configuration: StoreConfiguration) throws(StoreError) {
+        let read = try database.prepare("SELECT value FROM meta WHERE key = ?1")
+        func value(_ key: String) throws(StoreError) -> String? {
+            read.reset()
+            read.bind(1, key)
+            return try read.step() ? read.string(0) : nil
+        }
+        if let dimension = try value("embedding_dimension"), let model = try value("embedding_model") {
+            guard dimension == String(configuration.dimension) else {
+                throw StoreError(.incompatible, "the store \(configuration.path) holds \(dimension)-dimensional embeddings, not \(configuration.dimension); set embedding_dimension=\(dimension) or use another data directory")
+            }
+            guard model == configuration.model else {
+                throw StoreError(.incompatible, "the store \(configuration.path) holds embeddings of model '\(model)', not '\(configuration.model)'")
+            }
+            return
+        }
+        try database.transaction { () throws(StoreError) in
+            let insert = try database.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+            for (key, value) in [("embedding_dimension", String(configuration.dimension)), ("embedding_model", configuration.model)] {
+                insert.reset()
+                insert.bind(1, key)
+                insert.bind(2, value)
+                _ = try insert.step()
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+/// The local store's schema, versioned by `PRAGMA user_version`. Each migration runs once, in
+/// its own transaction, in order; a store newer than this build is refused rather than guessed.
+enum Schema {
+    static let migrations: [String] = [
+        // 1: profiles, the outbox that feeds the sync worker, dead letters, sync state, meta.
+        """
+        CREATE TABLE profiles (
+            speaker_id   TEXT PRIMARY KEY NOT NULL,
+            embedding    BLOB NOT NULL,               -- D little-endian float32
+            samples      BLOB NOT NULL DEFAULT x'',   -- n × D float32, concatenated
+            threshold    REAL NOT NULL DEFAULT 0,     -- 0: the store default
+            metadata     TEXT NOT NULL DEFAULT '',
+            version      INTEGER NOT NULL,            -- hybrid logical clock
+            origin       TEXT NOT NULL,               -- instance that wrote this version
+            updated_at   INTEGER NOT NULL,            -- unix ms
+            deleted      INTEGER NOT NULL DEFAULT 0,  -- tombstone
+            last_access  INTEGER NOT NULL DEFAULT 0   -- unix ms, for preloading the most recent
+        ) WITHOUT ROWID;
+        CREATE INDEX profiles_last_access ON profiles(last_access DESC) WHERE deleted = 0;
+        CREATE TABLE outbox (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            speaker_id   TEXT NOT NULL,
+            version      INTEGER NOT NULL,
+            enqueued_at  INTEGER NOT NULL,
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL DEFAULT 0,
+            last_error   TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX outbox_speaker ON outbox(speaker_id);
+        CREATE TABLE dead_letters (
+            id           INTEGER PRIMARY KEY,
+            speaker_id   TEXT NOT NULL,
+            version      INTEGER NOT NULL,
+            attempts     INTEGER NOT NULL,
+            error        TEXT NOT NULL,
+            failed_at    INTEGER NOT NULL
+        );
+        CREATE TABLE sync_state (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
+        """,
+    ]
+
+    static var currentVersion: Int64 { Int64(migrations.count) }
+
+    /// Brings `database` to the current schema.
+    static func migrate(_ database: SQLiteDatabase) throws(StoreError) {
+        let found = try database.integer("PRAGMA user_version")
+        guard found <= currentVersion else {
+            throw StoreError(
+                .incompatible,
+                "the store \(database.path) has schema version \(found); this build knows up to \(currentVersion). Run a newer voxsync.")
+        }
+        for version in Int(found)..<migrations.count {
+            try database.transaction { () throws(StoreError) in
+                try database.execute(migrations[version])
+                try database.execute("PRAGMA user_version = \(version + 1)")
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+import VoxCore
+import VoxStore
+
+@Suite struct ProfileStoreTests {
+    let path = NSTemporaryDirectory() + "voxsync-store-\(UUID().uuidString).sqlite"
+
+    func open(dimension: Int = 4, model: String = "test-model") throws -> ProfileStore {
+        try ProfileStore(configuration: StoreConfiguration(path: path, dimension: dimension, model: model, origin: "instance-a"))
+    }
+
+    func alice(_ x: Float = 1) -> ProfileRecord {
+        ProfileRecord(speakerID: "alice", embedding: [x, 0, 0, 0], samples: [[0, 1, 0, 0], [0, 0, 1, 0]], threshold: 0.3, metadata: #"{"room":"kitchen"}"#)
+    }
+
+    @Test func putThenGetRoundTripsEveryField() throws {
+        let store = try open()
+        let stored = try store.put(alice(), now: 1_000)
+        let read = try #require(try store.get("alice"))
+        #expect(read == stored)
+        #expect(read.samples == [[0, 1, 0, 0], [0, 0, 1, 0]])
+        #expect(read.threshold == 0.3 && read.metadata == #"{"room":"kitchen"}"#)
+        #expect(read.origin == "instance-a" && read.updatedAt == 1_000)
+        #expect(HybridLogicalClock.milliseconds(of: read.version) == 1_000)
+        #expect(try store.outboxCount() == 1)
+    }
+
+    @Test func everyWriteGetsANewerVersionAndAnOutboxRow() throws {
+        let store = try open()
+        let first = try store.put(alice(1), now: 5_000)
+        let second = try store.put(alice(2), now: 4_000)  // the wall clock stepped back
+        #expect(second.version > first.version)
+        #expect(try store.get("alice")?.embedding == [2, 0, 0, 0])
+        #expect(try store.outboxCount() == 2)
+    }
+
+    @Test func conditionalWrites() throws {
+        let store = try open()
+        let created = try store.put(alice(), expectedVersion: 0, now: 1)
+        let conflict = #expect(throws: StoreError.self) { try store.put(alice(), expectedVersion: 0, now: 2) }
+        #expect(conflict?.code == .conflict)
+        #expect(conflict?.message.contains("is at version \(created.version)") == true)
+        let updated = try store.put(alice(3), expectedVersion: created.version, now: 3)
+        #expect(updated.version > created.version)
+        #expect(try store.outboxCount() == 2, "the refused write queued nothing")
+    }
+
+    @Test func invalidProfilesWriteNothing() throws {
+        let store = try open()
+        for bad in [
+            ProfileRecord(speakerID: "", embedding: [1, 0, 0, 0]),
+            ProfileRecord(speakerID: "bob", embedding: [1, 0, 0]),
+            ProfileRecord(speakerID: "bob", embedding: [0, 0, 0, 0]),
+            ProfileRecord(speakerID: "bob", embedding: [1, 0, 0, 0], samples: [[1, .nan, 0, 0]]),
+            ProfileRecord(speakerID: "bob", embedding: [1, 0, 0, 0], threshold: 2),
+            ProfileRecord(speakerID: "bob", embedding: [1, 0, 0, 0], metadata: String(repeating: "m", count: 70_000)),
+        ] {
+            let error = #expect(throws: StoreError.self) { try store.put(bad, now: 1) }
+            guard case .invalid? = error?.code else {
+                Issue.record("expected a validation error, got \(String(describing: error))")
+                continue
+            }
+        }
+        #expect(try store.get("bob") == nil)
+        #expect(try store.outboxCount() == 0)
+    }
+
+    @Test func aWriteThatFailsHalfwayLeavesNeitherProfileNorOutboxRow() throws {
+        let store = try open()
+        // Break the second half of the transaction: the outbox insert will fail.
+        let saboteur = try SQLiteDatabase(path: path)
+        try saboteur.execute("CREATE TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'outbox refused'); END")
+        let error = #expect(throws: StoreError.self) { try store.put(alice(), now: 1) }
+        #expect(error?.message.contains("outbox refused") == true)
+        #expect(try store.get("alice") == nil, "the profile row was rolled back with the outbox row")
+        try saboteur.execute("DROP TRIGGER refuse")
+        try store.put(alice(), now: 2)
+        #expect(try store.get("alice") != nil)
+    }
+
+    @Test func deleteWritesATombstone() throws {
+        let store = try open()
+        let created = try store.put(alice(), now: 1)
+        let deleted = try store.delete("alice", now: 2)
+        #expect(deleted.existed && deleted.version > created.version)
+        #expect(try store.get("alice") == nil)
+        #expect(try store.list(prefix: "", limit: 10) == [])
+        #expect(try store.outboxCount() == 2, "the tombstone is synced too")
+        #expect(try store.delete("nobody", now: 3).existed == false)
+        // Re-enrolling after a delete works, conditionally on "does not exist" too.
+        #expect(try store.put(alice(), expectedVersion: 0, now: 4).deleted == false)
+    }
+
+    @Test func listPagesByPrefix() throws {
+        let store = try open()
+        for id in ["anna", "alice", "bob", "alex", "al"] {
+            try store.put(ProfileRecord(speakerID: id, embedding: [1, 0, 0, 0]), now: 1)
+        }
+        #expect(try store.list(prefix: "al", limit: 2) == ["al", "alex"])
+        #expect(try store.list(prefix: "al", after: "alex", limit: 2) == ["alice"])
+        #expect(try store.list(prefix: "", limit: 10) == ["al", "alex", "alice", "anna", "bob"])
+        #expect(try store.list(prefix: "z", limit: 10) == [])
+    }
+
+    @Test func reopeningKeepsDataAndKeepsVersionsIncreasing() throws {
+        var last: UInt64 = 0
+        do {
+            let store = try open()
+            last = try store.put(alice(), now: 9_000).version
+        }
+        let reopened = try open()
+        #expect(try reopened.get("alice")?.version == last)
+        // Even with a wall clock far behind, the next version is newer than what is stored.
+        #expect(try reopened.put(alice(2), now: 10).version > last)
+    }
+
+    @Test func aStoreForOtherEmbeddingsIsRefused() throws {
+        _ = try open(dimension: 4)
+        let dimension = #expect(throws: StoreError.self) { try open(dimension: 192) }
+        #expect(dimension?.code == .incompatible)
+        #expect(dimension?.message.contains("4-dimensional embeddings, not 192") == true)
+        let model = #expect(throws: StoreError.self) { try open(dimension: 4, model: "other") }
+        #expect(model?.message.contains("model 'test-model'") == true)
+    }
+
+    @Test func aNewerSchemaIsRefused() throws {
+        _ = try open()
+        try SQLiteDatabase(path: path).execute("PRAGMA user_version = 99")
+        let error = #expect(throws: StoreError.self) { try open() }
+        #expect(error?.message.contains("schema version 99") == true)
+    }
+}
