@@ -1,0 +1,98 @@
+/// The cache's eviction decisions: SIEVE (Zhang et al., NSDI 2024).
+///
+/// Entries sit in a FIFO queue with one "visited" bit each. A hit only sets the bit (no
+/// reordering, unlike LRU, so a hit is cheap and lock-free-friendly). To evict, a hand walks
+/// from the oldest entry towards the newest, clearing visited bits, and evicts the first entry
+/// whose bit is clear; the hand remembers where it stopped. A one-time scan over many speakers
+/// therefore flushes itself out (its entries are never revisited) instead of flushing out the
+/// speakers who unlock every day, which is what LRU does.
+///
+/// A pure value keyed by any hashable id; it holds no profiles, only the decision.
+public struct SieveCachePolicy<Key: Hashable & Sendable>: Sendable {
+    private struct Node: Sendable {
+        var key: Key
+        var visited: Bool
+        var newer: Int?   // towards the head (newest)
+        var older: Int?   // towards the tail (oldest)
+    }
+
+    public let capacity: Int
+    private var nodes: [Node] = []
+    private var free: [Int] = []
+    private var index: [Key: Int] = [:]
+    private var head: Int?  // newest
+    private var tail: Int?  // oldest
+    private var hand: Int?
+
+    public init(capacity: Int) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+    }
+
+    public var count: Int { index.count }
+
+    public func contains(_ key: Key) -> Bool { index[key] != nil }
+
+    /// A read of `key`: true (and remembered) if cached, false on a miss.
+    public mutating func access(_ key: Key) -> Bool {
+        guard let slot = index[key] else { return false }
+        nodes[slot].visited = true
+        return true
+    }
+
+    /// Admits `key` (after a miss or a prefetch); returns the key evicted to make room, if any.
+    @discardableResult
+    public mutating func insert(_ key: Key) -> Key? {
+        if let slot = index[key] {
+            nodes[slot].visited = true
+            return nil
+        }
+        var evicted: Key?
+        if index.count >= capacity { evicted = evict() }
+        let node = Node(key: key, visited: false, newer: nil, older: head)
+        let slot: Int
+        if let reused = free.popLast() {
+            nodes[reused] = node
+            slot = reused
+        } else {
+            nodes.append(node)
+            slot = nodes.count - 1
+        }
+        if let head { nodes[head].newer = slot }
+        head = slot
+        if tail == nil { tail = slot }
+        index[key] = slot
+        return evicted
+    }
+
+    /// Forgets `key` (deleted or invalidated).
+    public mutating func remove(_ key: Key) {
+        guard let slot = index.removeValue(forKey: key) else { return }
+        unlink(slot)
+    }
+
+    private mutating func evict() -> Key? {
+        var cursor = hand ?? tail
+        while let slot = cursor {
+            if nodes[slot].visited {
+                nodes[slot].visited = false
+                cursor = nodes[slot].newer ?? tail
+            } else {
+                hand = nodes[slot].newer
+                let key = nodes[slot].key
+                index[key] = nil
+                unlink(slot)
+                return key
+            }
+        }
+        return nil
+    }
+
+    private mutating func unlink(_ slot: Int) {
+        let node = nodes[slot]
+        if hand == slot { hand = node.newer }
+        if let newer = node.newer { nodes[newer].older = node.older } else { head = node.older }
+        if let older = node.older { nodes[older].newer = node.newer } else { tail = node.newer }
+        free.append(slot)
+    }
+}
