@@ -76,6 +76,15 @@ let package = Package(
 
         .target(name: "VoxStore", dependencies: ["CSQLite", "VoxCore"]),
         .target(
+            name: "VoxCache",
+            dependencies: [
+                "VoxCore", "VoxStore", "VoxWire", "VoxTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "VoxSupervisor",
             dependencies: [
                 "VoxCore", "VoxWire", "VoxTransport", "CVoxSys",
@@ -87,7 +96,7 @@ let package = Package(
         .target(
             name: "VoxWorker",
             dependencies: [
-                "VoxCore", "VoxWire", "VoxTransport", "CVoxSys",
+                "VoxCore", "VoxWire", "VoxTransport", "VoxCache", "VoxStore", "CVoxSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

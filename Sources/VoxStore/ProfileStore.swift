@@ -116,6 +116,15 @@ public final class ProfileStore {
         return ids
     }
 
+    /// Every live profile, most recently updated first (the cache worker's preload).
+    public func forEachLive(_ body: (ProfileRecord) throws(StoreError) -> Void) throws(StoreError) {
+        let statement = try database.prepare("""
+            SELECT speaker_id, embedding, samples, threshold, metadata, version, origin, updated_at, deleted
+            FROM profiles WHERE deleted = 0 ORDER BY updated_at DESC
+            """)
+        while try statement.step() { try body(record(from: statement)) }
+    }
+
     /// Rows waiting in the outbox for the sync worker.
     public func outboxCount() throws(StoreError) -> Int {
         Int(try database.integer("SELECT count(*) FROM outbox"))

@@ -2,14 +2,14 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import VoxCache
 import VoxCore
+import VoxStore
 import VoxTransport
 import VoxWire
 
-/// The cache worker: serves the client socket it inherited from the supervisor.
-///
-/// Profile operations arrive with the cache-worker issue; until then every one is answered
-/// `UNAVAILABLE` with a message that says so (hello and ping are served by the transport).
+/// The cache worker: opens and preloads the local store, then serves the client socket it
+/// inherited from the supervisor.
 final class CacheRoleService: WorkerRoleService {
     private let configuration: VoxsyncConfiguration
     private let listenDescriptor: CInt
@@ -36,27 +36,21 @@ final class CacheRoleService: WorkerRoleService {
         let identity = ServerIdentity(
             serverName: "voxsyncd 0.1.0 (cache)", instanceID: instanceID,
             embeddingDimension: UInt32(configuration.embeddingDimension))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+        let store = StoreConfiguration(
+            path: configuration.dataDirectory + "/voxsync.sqlite", dimension: configuration.embeddingDimension,
+            origin: instanceID)
+        let service = try CacheService(configuration: store, cacheCapacity: configuration.cacheCapacity, loop: group.next())
         let server = try await UnixSocketServer.adopt(
             listeningDescriptor: listenDescriptor, identity: identity, configuration: serverConfiguration,
-            responder: ProfileOperationsUnavailable(),
-            group: MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads), logger: logger)
+            responder: service, group: group, logger: logger)
         self.server.value = server
-        return "serving \(configuration.clientSocketPath) (profile operations not built yet)"
+        return "serving \(configuration.clientSocketPath); \(service.summary)"
     }
 
     func run() async throws {
         try? await gracefulShutdown()
         await server.value?.shutdown()
-    }
-}
-
-/// Answers every profile operation `UNAVAILABLE` until the cache worker's store exists.
-struct ProfileOperationsUnavailable: ServerResponder {
-    func respond(to request: Envelope.OneOf_Message, connection: ConnectionInfo) -> ServerResponse {
-        var error = ErrorMessage()
-        error.code = .unavailable
-        error.message = "\(request.name) is not served by this build of voxsyncd yet (only hello and ping are)"
-        return .now(.error(error))
     }
 }
 

@@ -14,7 +14,10 @@ struct Voxsync: AsyncParsableCommand {
         commandName: "voxsync",
         abstract: "Talk to a running voxsync service.",
         discussion: "The socket is --socket, else $VOXSYNC_SOCKET, else ~/.local/share/voxsync/run/voxsync.sock.",
-        subcommands: [PingCommand.self, StatusCommand.self])
+        subcommands: [
+            EnrollCommand.self, GetCommand.self, VerifyCommand.self, IdentifyCommand.self, DeleteCommand.self,
+            ListCommand.self, StatsCommand.self, DemoDataCommand.self, PingCommand.self, StatusCommand.self,
+        ])
 }
 
 /// Options every subcommand shares.

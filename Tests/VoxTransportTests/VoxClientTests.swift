@@ -114,3 +114,32 @@ import VoxWire
         try await client.ping()  // a new connection replaces the one closed by the timeout
     }
 }
+
+@Suite struct EmbeddingFileTests {
+    @Test func readsJSONVectorsAndListsOfVectors() throws {
+        #expect(try EmbeddingFile.vectors(from: Data("[1, 2.5, -3]".utf8), dimension: 3) == [[1, 2.5, -3]])
+        #expect(try EmbeddingFile.vectors(from: Data(" [[1,0],[0,1]]\n".utf8), dimension: 2) == [[1, 0], [0, 1]])
+        #expect(throws: EmbeddingFile.Failure.self) { try EmbeddingFile.vectors(from: Data(#"["a"]"#.utf8), dimension: 1) }
+    }
+
+    @Test func readsRawLittleEndianFloat32() throws {
+        var data = Data()
+        for value: Float in [1, 2, 3, 4, 5, 6] { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+        #expect(try EmbeddingFile.vectors(from: data, dimension: 3) == [[1, 2, 3], [4, 5, 6]])
+        let error = #expect(throws: EmbeddingFile.Failure.self) { try EmbeddingFile.vectors(from: data, dimension: 4) }
+        #expect(error?.description.contains("not a whole number of 4-float vectors") == true)
+    }
+
+    @Test func readsNumPyFloat32Arrays() throws {
+        // What numpy.save writes for np.array([[1, 2], [3, 4]], dtype='<f4'): version 1.0 header.
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }"
+        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+        header += "\n"
+        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
+        data.append(Data(header.utf8))
+        for value: Float in [1, 2, 3, 4] { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+        #expect(try EmbeddingFile.vectors(from: data, dimension: 99) == [[1, 2], [3, 4]], "the .npy shape wins over the dimension")
+        let float64 = Data(String(decoding: data, as: UTF8.self).replacingOccurrences(of: "<f4", with: "<f8").utf8)
+        #expect(throws: EmbeddingFile.Failure.self) { try EmbeddingFile.vectors(from: float64, dimension: 2) }
+    }
+}

@@ -1,0 +1,288 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import VoxCore
+import VoxStore
+import VoxTransport
+import VoxWire
+
+/// The cache worker's service: profile operations over the client socket, answered from
+/// memory when it can and from local SQLite when it must.
+///
+/// State (the embedding matrix of every live profile, the bounded profile cache and its SIEVE
+/// policy, the counters) lives on one event loop; SQLite runs on one thread of its own, so a
+/// write waiting for its commit never holds up a verify.
+///
+/// `@unchecked Sendable`: the mutable members are touched only on `loop` (every entry point
+/// hops there), and `store` only on the single thread of `storeThread`.
+public final class CacheService: ServerResponder, @unchecked Sendable {
+    public let loop: EventLoop
+    private let storeThread: NIOThreadPool
+    private let store: ProfileStore
+    private let rules: ProfileRules
+    private let defaultThreshold: Float
+    private var matrix: EmbeddingMatrix
+    private var cache: [String: CachedProfile] = [:]
+    private var policy: SieveCachePolicy<String>
+    private var hits: UInt64 = 0
+    private var misses: UInt64 = 0
+
+    /// Opens (or creates) the store and preloads it: every live embedding into the identify
+    /// matrix, the most recently updated profiles into the cache up to its capacity.
+    public init(configuration: StoreConfiguration, cacheCapacity: Int, defaultThreshold: Float = 0.25, loop: EventLoop) throws {
+        self.loop = loop
+        self.store = try ProfileStore(configuration: configuration)
+        self.rules = store.rules
+        self.defaultThreshold = defaultThreshold
+        self.matrix = EmbeddingMatrix(dimension: configuration.dimension)
+        self.policy = SieveCachePolicy(capacity: cacheCapacity)
+        self.storeThread = NIOThreadPool(numberOfThreads: 1)
+        var matrix = self.matrix
+        var cache: [String: CachedProfile] = [:]
+        var policy = self.policy
+        try store.forEachLive { record in
+            matrix.upsert(record.speakerID, embedding: record.embedding)
+            if policy.count < policy.capacity {
+                policy.insert(record.speakerID)
+                cache[record.speakerID] = CachedProfile(record)
+            }
+        }
+        self.matrix = matrix
+        self.cache = cache
+        self.policy = policy
+        storeThread.start()
+    }
+
+    /// One line for the start-up summary.
+    public var summary: String {
+        "\(matrix.count) profiles, \(cache.count) preloaded into the cache (capacity \(policy.capacity))"
+    }
+
+    public func respond(to request: Envelope.OneOf_Message, connection: ConnectionInfo) -> ServerResponse {
+        if connection.eventLoop === loop { return handle(request) }
+        return .later(loop.flatSubmit {
+            switch self.handle(request) {
+            case .now(let answer): self.loop.makeSucceededFuture(answer)
+            case .later(let future): future
+            }
+        })
+    }
+
+    // MARK: Operations
+
+    private func handle(_ request: Envelope.OneOf_Message) -> ServerResponse {
+        switch request {
+        case .put(let put): return self.put(put)
+        case .get(let get): return self.get(get.speakerID)
+        case .verify(let verify): return self.verify(verify)
+        case .identify(let identify): return .now(self.identify(identify))
+        case .delete(let delete): return self.delete(delete.speakerID)
+        case .list(let list): return self.list(list)
+        case .stats: return self.stats()
+        default:
+            return .now(Self.error(.invalidArgument, "\(request.name) is not a request this socket serves"))
+        }
+    }
+
+    private func put(_ request: Voxsync_V1_PutRequest) -> ServerResponse {
+        let record = ProfileRecord(
+            speakerID: request.profile.speakerID, embedding: request.profile.embedding.values,
+            samples: request.profile.samples.map(\.values), threshold: request.profile.threshold,
+            metadata: request.profile.metadata)
+        let expected = request.hasExpectedVersion ? request.expectedVersion : nil
+        let now = Self.nowMilliseconds()
+        return .later(onStore { store in try store.put(record, expectedVersion: expected, now: now) }.map { stored in
+            self.matrix.upsert(stored.speakerID, embedding: stored.embedding)
+            self.admit(stored)
+            var answer = Voxsync_V1_PutResponse()
+            answer.version = stored.version
+            answer.origin = stored.origin
+            return .putOk(answer)
+        }.flatMapErrorThrowing(Self.answer(for:)))
+    }
+
+    private func get(_ speakerID: String) -> ServerResponse {
+        if let cached = lookup(speakerID) {
+            return .now(.getOk(Self.getResponse(cached.record, source: .cache)))
+        }
+        return .later(load(speakerID).map { cached in
+            guard let cached else { return Self.notFound(speakerID) }
+            return .getOk(Self.getResponse(cached.record, source: .sqlite))
+        }.flatMapErrorThrowing(Self.answer(for:)))
+    }
+
+    private func verify(_ request: Voxsync_V1_VerifyRequest) -> ServerResponse {
+        do {
+            try rules.checkSpeakerID(request.speakerID)
+            try rules.checkVector(request.probe.values, field: "probe")
+        } catch {
+            return .now(Self.answer(for: error))
+        }
+        let probe = VectorMath.normalized(request.probe.values)
+        if let cached = lookup(request.speakerID) {
+            return .now(verdict(cached, probe: probe, source: .cache))
+        }
+        return .later(load(request.speakerID).map { cached in
+            guard let cached else { return Self.notFound(request.speakerID) }
+            return self.verdict(cached, probe: probe, source: .sqlite)
+        }.flatMapErrorThrowing(Self.answer(for:)))
+    }
+
+    private func identify(_ request: Voxsync_V1_IdentifyRequest) -> Envelope.OneOf_Message {
+        do {
+            try rules.checkVector(request.probe.values, field: "probe")
+        } catch {
+            return Self.answer(for: error)
+        }
+        let k = request.k == 0 ? 5 : Int(request.k)
+        guard (1...1000).contains(k) else {
+            return Self.error(.invalidArgument, "k must be between 1 and 1000 (0 means 5); got \(request.k)", field: "k")
+        }
+        var answer = Voxsync_V1_IdentifyResponse()
+        answer.matches = matrix.topK(request.probe.values, k: k, minScore: request.minScore == 0 ? -.infinity : request.minScore).map {
+            var match = Voxsync_V1_Match()
+            match.speakerID = $0.id
+            match.score = $0.score
+            return match
+        }
+        return .identifyOk(answer)
+    }
+
+    private func delete(_ speakerID: String) -> ServerResponse {
+        do { try rules.checkSpeakerID(speakerID) } catch { return .now(Self.answer(for: error)) }
+        let now = Self.nowMilliseconds()
+        return .later(onStore { store in try store.delete(speakerID, now: now) }.map { result in
+            self.matrix.remove(speakerID)
+            self.cache[speakerID] = nil
+            self.policy.remove(speakerID)
+            var answer = Voxsync_V1_DeleteResponse()
+            answer.version = result.version
+            answer.existed = result.existed
+            return .deleteOk(answer)
+        }.flatMapErrorThrowing(Self.answer(for:)))
+    }
+
+    private func list(_ request: Voxsync_V1_ListRequest) -> ServerResponse {
+        let size = request.pageSize == 0 ? 100 : Int(request.pageSize)
+        guard (1...1000).contains(size) else {
+            return .now(Self.error(.invalidArgument, "page_size must be between 1 and 1000 (0 means 100); got \(request.pageSize)", field: "page_size"))
+        }
+        let prefix = request.prefix
+        let after = request.pageToken
+        return .later(onStore { store in try store.list(prefix: prefix, after: after, limit: size) }.map { ids in
+            var answer = Voxsync_V1_ListResponse()
+            answer.speakerIds = ids
+            answer.nextPageToken = ids.count == size ? ids.last! : ""
+            return .listOk(answer)
+        }.flatMapErrorThrowing(Self.answer(for:)))
+    }
+
+    private func stats() -> ServerResponse {
+        let (profiles, entries, capacity, hits, misses) = (matrix.count, cache.count, policy.capacity, hits, misses)
+        return .later(onStore { store in try store.outboxCount() }.map { pending in
+            var answer = Voxsync_V1_StatsResponse()
+            answer.profiles = UInt64(profiles)
+            answer.cacheEntries = UInt64(entries)
+            answer.cacheCapacity = UInt64(capacity)
+            answer.cacheHits = hits
+            answer.cacheMisses = misses
+            answer.outboxPending = UInt64(pending)
+            return .statsOk(answer)
+        }.flatMapErrorThrowing(Self.answer(for:)))
+    }
+
+    // MARK: Cache
+
+    private func lookup(_ speakerID: String) -> CachedProfile? {
+        guard policy.access(speakerID), let cached = cache[speakerID] else {
+            misses += 1
+            return nil
+        }
+        hits += 1
+        return cached
+    }
+
+    /// Reads a profile the cache does not hold, and admits it.
+    private func load(_ speakerID: String) -> EventLoopFuture<CachedProfile?> {
+        onStore { store in try store.get(speakerID) }.map { record in
+            guard let record else { return nil }
+            return self.admit(record)
+        }
+    }
+
+    @discardableResult
+    private func admit(_ record: ProfileRecord) -> CachedProfile {
+        let cached = CachedProfile(record)
+        if let evicted = policy.insert(record.speakerID) { cache[evicted] = nil }
+        cache[record.speakerID] = cached
+        return cached
+    }
+
+    private func verdict(_ cached: CachedProfile, probe: [Float], source: Voxsync_V1_Source) -> Envelope.OneOf_Message {
+        var answer = Voxsync_V1_VerifyResponse()
+        answer.score = cached.score(unitProbe: probe)
+        answer.threshold = cached.record.threshold == 0 ? defaultThreshold : cached.record.threshold
+        answer.accepted = answer.score >= answer.threshold
+        answer.source = source
+        return .verifyOk(answer)
+    }
+
+    /// Runs `body` on the store's thread; the future completes on `loop`.
+    private func onStore<T: Sendable>(_ body: @escaping @Sendable (ProfileStore) throws -> T) -> EventLoopFuture<T> {
+        let store = UncheckedStore(store: store)
+        return storeThread.runIfActive(eventLoop: loop) { try body(store.store) }
+    }
+
+    // MARK: Answers
+
+    static func getResponse(_ record: ProfileRecord, source: Voxsync_V1_Source) -> Voxsync_V1_GetResponse {
+        var profile = Profile()
+        profile.speakerID = record.speakerID
+        profile.embedding.values = record.embedding
+        profile.samples = record.samples.map { var e = Embedding(); e.values = $0; return e }
+        profile.threshold = record.threshold
+        profile.metadata = record.metadata
+        profile.version = record.version
+        profile.origin = record.origin
+        profile.updatedAtUnixMs = record.updatedAt
+        var answer = Voxsync_V1_GetResponse()
+        answer.profile = profile
+        answer.source = source
+        return answer
+    }
+
+    static func notFound(_ speakerID: String) -> Envelope.OneOf_Message {
+        error(.notFound, "no profile for speaker '\(speakerID)'; enroll it first", field: "speaker_id")
+    }
+
+    static func error(_ code: ErrorCode, _ message: String, field: String = "") -> Envelope.OneOf_Message {
+        .error(Envelope.error(requestID: 0, code: code, message: message, field: field).error)
+    }
+
+    /// The answer for a failed operation: validation, conflict, or a store failure.
+    static func answer(for error: Error) -> Envelope.OneOf_Message {
+        switch error {
+        case let violation as ProfileRules.Violation:
+            return self.error(violation.kind == .dimensionMismatch ? .dimensionMismatch : .invalidArgument, violation.description, field: violation.field)
+        case let failure as StoreError:
+            switch failure.code {
+            case .invalid(let violation): return answer(for: violation)
+            case .conflict: return self.error(.conflict, failure.message)
+            case .incompatible, .io: return self.error(.internal, failure.message)
+            }
+        default:
+            return self.error(.internal, "\(error)")
+        }
+    }
+
+    static func nowMilliseconds() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded())
+    }
+}
+
+/// The store crosses to its thread inside this box. Sound because only `storeThread`'s single
+/// thread ever uses it after `CacheService.init`.
+private struct UncheckedStore: @unchecked Sendable {
+    let store: ProfileStore
+}
