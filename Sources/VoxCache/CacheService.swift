@@ -54,7 +54,12 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         storeThread.start()
     }
 
-    /// One line for the start-up summary.
+    /// Stops the store's thread (after the server has stopped sending requests).
+    public func shutdown() async throws {
+        try await storeThread.shutdownGracefully()
+    }
+
+    /// One line for the start-up summary. Read it before serving starts.
     public var summary: String {
         "\(matrix.count) profiles, \(cache.count) preloaded into the cache (capacity \(policy.capacity))"
     }
@@ -74,7 +79,9 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     private func handle(_ request: Envelope.OneOf_Message) -> ServerResponse {
         switch request {
         case .put(let put): return self.put(put)
-        case .get(let get): return self.get(get.speakerID)
+        case .get(let get):
+            do { try rules.checkSpeakerID(get.speakerID) } catch { return .now(Self.answer(for: error)) }
+            return self.get(get.speakerID)
         case .verify(let verify): return self.verify(verify)
         case .identify(let identify): return .now(self.identify(identify))
         case .delete(let delete): return self.delete(delete.speakerID)
@@ -134,6 +141,9 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             try rules.checkVector(request.probe.values, field: "probe")
         } catch {
             return Self.answer(for: error)
+        }
+        guard request.minScore.isFinite, (-1...1).contains(request.minScore) else {
+            return Self.error(.invalidArgument, "min_score must be a cosine similarity between -1 and 1 (0 means no filter); got \(request.minScore)", field: "min_score")
         }
         let k = request.k == 0 ? 5 : Int(request.k)
         guard (1...1000).contains(k) else {

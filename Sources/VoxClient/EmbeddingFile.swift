@@ -6,6 +6,7 @@ import Foundation
 public enum EmbeddingFile {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     /// Largest input read: 64 enrollment vectors of 8 192 floats are 2 MiB; allow headroom.
@@ -17,7 +18,13 @@ public enum EmbeddingFile {
         guard !data.isEmpty else { throw Failure(description: "the input is empty") }
         if data.starts(with: [0x93] + Array("NUMPY".utf8)) { return try npy(data) }
         if let first = data.first(where: { ![0x20, 0x0a, 0x0d, 0x09].contains($0) }), first == UInt8(ascii: "[") {
-            return try json(data)
+            do {
+                return try json(data)
+            } catch {
+                // Raw floats can start with the byte '[' too: fall back when the size fits.
+                if data.count % (4 * max(dimension, 1)) == 0 { return try raw(data, dimension: dimension) }
+                throw error
+            }
         }
         return try raw(data, dimension: dimension)
     }
@@ -34,14 +41,11 @@ public enum EmbeddingFile {
 
     public static func vectors(atPath path: String, dimension: Int) throws -> [[Float]] {
         let data: Data
-        if path == "-" {
-            data = FileHandle.standardInput.readDataToEndOfFile()
-        } else {
-            guard let contents = FileManager.default.contents(atPath: path) else {
-                throw Failure(description: "cannot read \(path)")
-            }
-            data = contents
-        }
+        let handle = path == "-" ? FileHandle.standardInput : FileHandle(forReadingAtPath: path)
+        guard let handle else { throw Failure(description: "cannot read \(path)") }
+        // Read at most one byte more than the limit, so /dev/zero or a huge file is refused
+        // rather than read into memory.
+        data = (try? handle.read(upToCount: maxBytes + 1)) ?? Data()
         do {
             return try vectors(from: data, dimension: dimension)
         } catch let failure as Failure {
@@ -51,8 +55,8 @@ public enum EmbeddingFile {
 
     private static func json(_ data: Data) throws -> [[Float]] {
         let object = try? JSONSerialization.jsonObject(with: data)
-        if let flat = object as? [NSNumber] { return [flat.map(\.floatValue)] }
-        if let nested = object as? [[NSNumber]] { return nested.map { $0.map(\.floatValue) } }
+        if let flat = object as? [NSNumber], !flat.isEmpty { return [flat.map(\.floatValue)] }
+        if let nested = object as? [[NSNumber]], !nested.isEmpty { return nested.map { $0.map(\.floatValue) } }
         throw Failure(description: "JSON input must be an array of numbers or an array of arrays of numbers")
     }
 
@@ -81,7 +85,12 @@ public enum EmbeddingFile {
         }
         let shape = header[header.index(after: open)..<close].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         let payload = Data(bytes[(headerStart + headerLength)...])
-        guard let last = shape.last, shape.count <= 2, payload.count == shape.reduce(1, *) * 4 else {
+        let elements = shape.reduce(into: (value: 1, overflow: false)) { total, next in
+            let product = total.value.multipliedReportingOverflow(by: next)
+            total = (product.partialValue, total.overflow || product.overflow || next < 0)
+        }
+        guard let last = shape.last, last > 0, shape.count <= 2, !elements.overflow, elements.value > 0,
+              payload.count == elements.value * 4 else {
             throw Failure(description: ".npy shape \(shape) does not match its \(payload.count) bytes of data")
         }
         return try raw(payload, dimension: last)

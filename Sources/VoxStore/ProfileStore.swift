@@ -83,21 +83,23 @@ public final class ProfileStore {
             """)
         statement.bind(1, speakerID)
         guard try statement.step() else { return nil }
-        return record(from: statement)
+        return try record(from: statement)
     }
 
-    /// Writes a tombstone. Returns its version and whether a live profile existed.
+    /// Writes a tombstone over a live profile. Returns its version and whether a live profile
+    /// existed; deleting what is not there writes nothing (version 0), so repeated or bogus
+    /// deletes cannot grow the store or the outbox.
     public func delete(_ speakerID: String, now: Int64) throws(StoreError) -> (version: UInt64, existed: Bool) {
         try database.transaction { () throws(StoreError) -> (version: UInt64, existed: Bool) in
-            let existing = try get(speakerID)
-            var tombstone = existing ?? ProfileRecord(speakerID: speakerID, embedding: [])
+            guard let existing = try get(speakerID) else { return (0, false) }
+            var tombstone = existing
             tombstone.version = clock.tick(wallMilliseconds: now)
             tombstone.origin = configuration.origin
             tombstone.updatedAt = now
             tombstone.deleted = true
             try write(tombstone)
             try enqueue(tombstone)
-            return (tombstone.version, existing != nil)
+            return (tombstone.version, true)
         }
     }
 
@@ -105,7 +107,9 @@ public final class ProfileStore {
     public func list(prefix: String, after: String = "", limit: Int) throws(StoreError) -> [String] {
         let statement = try database.prepare("""
             SELECT speaker_id FROM profiles
-            WHERE deleted = 0 AND speaker_id > ?1 AND substr(speaker_id, 1, length(?2)) = ?2
+            WHERE deleted = 0 AND speaker_id > ?1
+              AND speaker_id >= ?2 AND speaker_id < ?2 || CAST(x'FF' AS TEXT)   -- the prefix as a key range
+              AND substr(speaker_id, 1, length(?2)) = ?2
             ORDER BY speaker_id LIMIT ?3
             """)
         statement.bind(1, after)
@@ -122,7 +126,7 @@ public final class ProfileStore {
             SELECT speaker_id, embedding, samples, threshold, metadata, version, origin, updated_at, deleted
             FROM profiles WHERE deleted = 0 ORDER BY updated_at DESC
             """)
-        while try statement.step() { try body(record(from: statement)) }
+        while try statement.step() { try body(try record(from: statement)) }
     }
 
     /// Rows waiting in the outbox for the sync worker.
@@ -168,12 +172,20 @@ public final class ProfileStore {
         _ = try statement.step()
     }
 
-    private func record(from statement: Statement) -> ProfileRecord {
+    /// A row as a record; rows whose vectors do not fit the store's dimension are reported as
+    /// corrupt instead of being trusted.
+    private func record(from statement: Statement) throws(StoreError) -> ProfileRecord {
         let dimension = configuration.dimension
+        let id = statement.string(0)
+        let embedding = statement.floats(1)
         let flat = statement.floats(2)
+        let deleted = statement.int64(8) != 0
+        guard (embedding.count == dimension || (deleted && embedding.isEmpty)), flat.count % dimension == 0 else {
+            throw StoreError(.io, "corrupt row for '\(id)' in \(configuration.path): vectors of \(embedding.count) and \(flat.count) floats in a \(dimension)-dimensional store")
+        }
         var record = ProfileRecord(
-            speakerID: statement.string(0), embedding: statement.floats(1),
-            samples: stride(from: 0, to: flat.count, by: dimension).map { Array(flat[$0..<min($0 + dimension, flat.count)]) },
+            speakerID: id, embedding: embedding,
+            samples: stride(from: 0, to: flat.count, by: dimension).map { Array(flat[$0..<$0 + dimension]) },
             threshold: Float(statement.double(3)), metadata: statement.string(4))
         record.version = UInt64(bitPattern: statement.int64(5))
         record.origin = statement.string(6)

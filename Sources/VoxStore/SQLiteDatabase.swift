@@ -84,10 +84,24 @@ public final class Statement {
 
     public func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(statement, index, value) }
     public func bind(_ index: Int32, _ value: Double) { sqlite3_bind_double(statement, index, value) }
+    /// Binds text by its byte length, so a NUL inside it is kept.
     public func bind(_ index: Int32, _ value: String) {
-        sqlite3_bind_text(statement, index, value, -1, voxsync_sqlite_transient())
+        guard !value.isEmpty else {
+            sqlite3_bind_text(statement, index, "", 0, voxsync_sqlite_transient())
+            return
+        }
+        var value = value
+        value.withUTF8 { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { chars in
+                _ = sqlite3_bind_text(statement, index, chars.baseAddress!, Int32(chars.count), voxsync_sqlite_transient())
+            }
+        }
     }
     public func bind(_ index: Int32, floats: [Float]) {
+        guard !floats.isEmpty else {
+            sqlite3_bind_zeroblob(statement, index, 0)  // an empty blob, not NULL
+            return
+        }
         floats.withUnsafeBytes { bytes in
             _ = sqlite3_bind_blob(statement, index, bytes.baseAddress, Int32(bytes.count), voxsync_sqlite_transient())
         }
@@ -106,7 +120,8 @@ public final class Statement {
     public func double(_ column: Int32) -> Double { sqlite3_column_double(statement, column) }
     public func string(_ column: Int32) -> String {
         guard let text = sqlite3_column_text(statement, column) else { return "" }
-        return String(cString: text)
+        let count = Int(sqlite3_column_bytes(statement, column))
+        return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
     }
     public func floats(_ column: Int32) -> [Float] {
         let count = Int(sqlite3_column_bytes(statement, column)) / MemoryLayout<Float>.size

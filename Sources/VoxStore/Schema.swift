@@ -14,9 +14,8 @@ enum Schema {
             origin       TEXT NOT NULL,               -- instance that wrote this version
             updated_at   INTEGER NOT NULL,            -- unix ms
             deleted      INTEGER NOT NULL DEFAULT 0,  -- tombstone
-            last_access  INTEGER NOT NULL DEFAULT 0   -- unix ms, for preloading the most recent
+            last_access  INTEGER NOT NULL DEFAULT 0   -- unix ms; reserved for most-recently-used preload
         ) WITHOUT ROWID;
-        CREATE INDEX profiles_last_access ON profiles(last_access DESC) WHERE deleted = 0;
         CREATE TABLE outbox (
             id           INTEGER PRIMARY KEY AUTOINCREMENT,
             speaker_id   TEXT NOT NULL,

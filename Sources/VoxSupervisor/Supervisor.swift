@@ -31,7 +31,7 @@ public final class Supervisor: @unchecked Sendable {
     public let configuration: VoxsyncConfiguration
     public let loop: EventLoop
     private let spawner: ProcessSpawner
-    private let logger: Logger
+    public let logger: Logger
     private let listenDescriptor: CInt
     private let serializedConfiguration: Data
     private let startedAt = ContinuousClock.now

@@ -15,7 +15,8 @@ final class CacheRoleService: WorkerRoleService {
     private let listenDescriptor: CInt
     private let instanceID: String
     private let logger: Logger
-    private let server = NIOLockedValueBoxHolder()
+    private let server = NIOLockedValueBoxHolder<UnixSocketServer>()
+    private let service = NIOLockedValueBoxHolder<CacheService>()
 
     init(configuration: VoxsyncConfiguration, listenDescriptor: CInt, instanceID: String, logger: Logger) {
         self.configuration = configuration
@@ -41,23 +42,27 @@ final class CacheRoleService: WorkerRoleService {
             path: configuration.dataDirectory + "/voxsync.sqlite", dimension: configuration.embeddingDimension,
             origin: instanceID)
         let service = try CacheService(configuration: store, cacheCapacity: configuration.cacheCapacity, loop: group.next())
+        self.service.value = service
+        // Read before serving starts: afterwards the state belongs to the service's event loop.
+        let summary = service.summary
         let server = try await UnixSocketServer.adopt(
             listeningDescriptor: listenDescriptor, identity: identity, configuration: serverConfiguration,
             responder: service, group: group, logger: logger)
         self.server.value = server
-        return "serving \(configuration.clientSocketPath); \(service.summary)"
+        return "serving \(configuration.clientSocketPath); \(summary)"
     }
 
     func run() async throws {
         try? await gracefulShutdown()
         await server.value?.shutdown()
+        try? await service.value?.shutdown()
     }
 }
 
-/// A lock-protected optional server, set once in `prepare` and read in `run`.
-final class NIOLockedValueBoxHolder: Sendable {
-    private let box = NIOLockedValueBox<UnixSocketServer?>(nil)
-    var value: UnixSocketServer? {
+/// A lock-protected optional value, set once in `prepare` and read in `run`.
+final class NIOLockedValueBoxHolder<Value: Sendable>: Sendable {
+    private let box = NIOLockedValueBox<Value?>(nil)
+    var value: Value? {
         get { box.withLockedValue { $0 } }
         set { box.withLockedValue { $0 = newValue } }
     }

@@ -66,7 +66,9 @@ struct DemoDataCommand: AsyncParsableCommand {
             }
             let probe = around(firstCentre, spread: 0.05)
             let json = try JSONSerialization.data(withJSONObject: probe.map { Double($0) })
-            FileManager.default.createFile(atPath: probeOut, contents: json)
+            guard FileManager.default.createFile(atPath: probeOut, contents: json) else {
+                throw EmbeddingFile.Failure(description: "cannot write the probe to \(probeOut)")
+            }
             print("enrolled \(speakers) speakers (\(samples + 1) vectors each, \(dimension) dims) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
             print("probe of demo-0001's voice written to \(probeOut); try:")
             print("  voxsync verify demo-0001 --probe \(probeOut)")

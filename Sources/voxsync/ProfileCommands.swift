@@ -107,7 +107,7 @@ struct IdentifyCommand: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @Option(help: "Probe embedding file, or - for stdin.") var probe: String
     @Option(name: .short, help: "How many (1-1000).") var k: UInt32 = 5
-    @Option(help: "Leave out matches scoring below this.") var minScore: Float = 0
+    @Option(help: "Leave out matches scoring below this cosine (-1 to 1; 0 means no filter).") var minScore: Float = 0
 
     func run() async throws {
         try await withClient(connection) { client, hello in

@@ -81,17 +81,7 @@ struct SuperviseCommand: AsyncParsableCommand {
         let supervisor = Supervisor(configuration: configuration, listenDescriptor: listenDescriptor, loop: group.next(), logger: logger)
         ChildReaper { pid, reason in supervisor.childExited(pid: pid, reason: reason) }.start()
 
-        var controlConfiguration = ServerConfiguration()
-        controlConfiguration.acceptsInternalMessages = true
-        controlConfiguration.allowedUIDs.formUnion(configuration.allowedUIDs)
-        let control = try await UnixSocketServer.bind(
-            path: configuration.controlSocketPath,
-            identity: ServerIdentity(serverName: "voxsyncd 0.1.0 (supervisor)", instanceID: instanceID,
-                                     embeddingDimension: UInt32(configuration.embeddingDimension)),
-            configuration: controlConfiguration, responder: SupervisorResponder(supervisor: supervisor),
-            group: group, logger: logger)
-
-        let service = SupervisorService(supervisor: supervisor, control: control, listenDescriptor: listenDescriptor,
+        let service = SupervisorService(supervisor: supervisor, group: group, listenDescriptor: listenDescriptor,
                                         configuration: configuration, instanceID: instanceID, started: started, lock: lock)
         let serviceGroup = ServiceGroup(configuration: .init(
             services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -131,7 +121,7 @@ struct SuperviseCommand: AsyncParsableCommand {
 /// Runs the supervisor until SIGTERM/SIGINT, then stops the workers in order and cleans up.
 struct SupervisorService: Service {
     let supervisor: Supervisor
-    let control: UnixSocketServer
+    let group: EventLoopGroup
     let listenDescriptor: CInt
     let configuration: VoxsyncConfiguration
     let instanceID: String
@@ -139,6 +129,18 @@ struct SupervisorService: Service {
     let lock: DataDirectoryLock
 
     func run() async throws {
+        // The control socket opens here, once the ServiceGroup handles SIGTERM/SIGINT: whoever
+        // can ask for status can also stop the service cleanly.
+        var controlConfiguration = ServerConfiguration()
+        controlConfiguration.acceptsInternalMessages = true
+        controlConfiguration.allowedUIDs.formUnion(configuration.allowedUIDs)
+        let control = try await UnixSocketServer.bind(
+            path: configuration.controlSocketPath,
+            identity: ServerIdentity(serverName: "voxsyncd 0.1.0 (supervisor)", instanceID: instanceID,
+                                     embeddingDimension: UInt32(configuration.embeddingDimension)),
+            configuration: controlConfiguration, responder: SupervisorResponder(supervisor: supervisor),
+            group: group, logger: supervisor.logger)
+
         // Wait for every worker's first readiness (for the summary), but no longer than 30 s
         // and not past a SIGTERM: a worker that never gets ready must not hold up a stop.
         let isReady = NIOLockedValueBox(false)

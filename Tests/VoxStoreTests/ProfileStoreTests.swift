@@ -88,6 +88,8 @@ import VoxStore
         #expect(try store.list(prefix: "", limit: 10) == [])
         #expect(try store.outboxCount() == 2, "the tombstone is synced too")
         #expect(try store.delete("nobody", now: 3).existed == false)
+        #expect(try store.delete("alice", now: 3).existed == false, "already deleted")
+        #expect(try store.outboxCount() == 2, "deleting what is not there writes nothing")
         // Re-enrolling after a delete works, conditionally on "does not exist" too.
         #expect(try store.put(alice(), expectedVersion: 0, now: 4).deleted == false)
     }
@@ -122,6 +124,21 @@ import VoxStore
         #expect(dimension?.message.contains("4-dimensional embeddings, not 192") == true)
         let model = #expect(throws: StoreError.self) { try open(dimension: 4, model: "other") }
         #expect(model?.message.contains("model 'test-model'") == true)
+    }
+
+    @Test func textWithNULAndSampleFreeProfilesRoundTrip() throws {
+        let store = try open()
+        try store.put(ProfileRecord(speakerID: "nul", embedding: [1, 0, 0, 0], metadata: "a\u{0}b"), now: 1)
+        #expect(try store.get("nul")?.metadata == "a\u{0}b")
+        #expect(try store.get("nul")?.samples == [])
+    }
+
+    @Test func listUsesThePrefixAsARangeAndStaysExact() throws {
+        let store = try open()
+        for id in ["a", "ab", "abc", "abd", "ac", "b", "ab\u{10FFFF}"] {
+            try store.put(ProfileRecord(speakerID: id, embedding: [1, 0, 0, 0]), now: 1)
+        }
+        #expect(try store.list(prefix: "ab", limit: 10) == ["ab", "abc", "abd", "ab\u{10FFFF}"])
     }
 
     @Test func aNewerSchemaIsRefused() throws {

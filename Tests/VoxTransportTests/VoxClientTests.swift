@@ -119,13 +119,18 @@ import VoxWire
     @Test func readsJSONVectorsAndListsOfVectors() throws {
         #expect(try EmbeddingFile.vectors(from: Data("[1, 2.5, -3]".utf8), dimension: 3) == [[1, 2.5, -3]])
         #expect(try EmbeddingFile.vectors(from: Data(" [[1,0],[0,1]]\n".utf8), dimension: 2) == [[1, 0], [0, 1]])
-        #expect(throws: EmbeddingFile.Failure.self) { try EmbeddingFile.vectors(from: Data(#"["a"]"#.utf8), dimension: 1) }
+        #expect(throws: EmbeddingFile.Failure.self) { try EmbeddingFile.vectors(from: Data(#"["a"]"#.utf8), dimension: 3) }
+        #expect(throws: EmbeddingFile.Failure.self) { try EmbeddingFile.vectors(from: Data("[]".utf8), dimension: 3) }
     }
 
     @Test func readsRawLittleEndianFloat32() throws {
         var data = Data()
         for value: Float in [1, 2, 3, 4, 5, 6] { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
         #expect(try EmbeddingFile.vectors(from: data, dimension: 3) == [[1, 2, 3], [4, 5, 6]])
+        // Raw floats whose first byte happens to be '[' (0x5B) are still read as floats.
+        var bracket = Data([0x5B, 0, 0, 0])
+        bracket.append(contentsOf: [0, 0, 0x80, 0x3F])
+        #expect(try EmbeddingFile.vectors(from: bracket, dimension: 2).first?.last == 1.0)
         let error = #expect(throws: EmbeddingFile.Failure.self) { try EmbeddingFile.vectors(from: data, dimension: 4) }
         #expect(error?.description.contains("not a whole number of 4-float vectors") == true)
     }

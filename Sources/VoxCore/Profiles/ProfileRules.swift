@@ -62,7 +62,7 @@ public struct ProfileRules: Sendable, Equatable {
         guard squares > 0, squares.isFinite else {
             throw Violation(
                 kind: .invalidArgument, field: field,
-                message: squares > 0 ? "its norm overflows float32; scale it down" : "has zero norm; an embedding needs at least one non-zero value")
+                message: squares > 0 ? "its norm overflows float32; scale it down" : "has zero norm (or values too small to normalise); an embedding needs a direction")
         }
     }
 

@@ -6,6 +6,7 @@ public enum VectorMath {
     public static func dot(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Float {
         precondition(a.count == b.count, "dot of vectors of different lengths")
         let count = a.count
+        guard count > 0 else { return 0 }
         var sum = SIMD16<Float>()
         var index = 0
         let ra = UnsafeRawPointer(a.baseAddress!)
