@@ -63,12 +63,12 @@ import VoxWire
         let raw = try RawSocket(path: path)
         if badCase.greetFirst {
             raw.send(helloFrame())
-            let greeting = raw.read(count: 1)
+            let greeting = await raw.read(count: 1)
             #expect(greeting.first?.helloOk.protocolVersion == WireProtocol.version)
         }
         raw.send(badCase.bytes)
         if badCase.closeWriteSide { raw.shutdownWrite() }
-        let (envelopes, closed) = raw.readUntilClosed()
+        let (envelopes, closed) = await raw.readUntilClosed()
 
         let error = try #require(envelopes.last?.error, "an Error frame, got \(envelopes)")
         #expect(envelopes.last?.requestID == 0)
@@ -88,7 +88,7 @@ import VoxWire
         defer { Task { await server.shutdown() } }
         let raw = try RawSocket(path: server.path!)
         raw.send(helloFrame())
-        let (envelopes, closed) = raw.readUntilClosed()
+        let (envelopes, closed) = await raw.readUntilClosed()
         let error = try #require(envelopes.first?.error)
         #expect(error.code == .permissionDenied)
         #expect(error.message.contains("uid \(getuid()) may not use this voxsync socket"))
@@ -107,7 +107,7 @@ import VoxWire
 
         let third = try RawSocket(path: server.path!)
         third.send(helloFrame())
-        let (envelopes, closed) = third.readUntilClosed()
+        let (envelopes, closed) = await third.readUntilClosed()
         #expect(envelopes.first?.error.code == .overloaded)
         #expect(closed)
         try await first.ping()
@@ -118,7 +118,7 @@ import VoxWire
         defer { Task { await server.shutdown() } }
         let raw = try RawSocket(path: server.path!)
         raw.send(helloFrame())
-        let (envelopes, closed) = raw.readUntilClosed()
+        let (envelopes, closed) = await raw.readUntilClosed()
         #expect(envelopes.first?.helloOk.protocolVersion == 1)
         #expect(envelopes.last?.error.code == .unavailable)
         #expect(envelopes.last?.error.message.contains("idle") == true)

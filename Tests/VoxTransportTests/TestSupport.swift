@@ -105,9 +105,18 @@ func rawFrameBytes(flags: UInt8, body: [UInt8]) -> [UInt8] {
     return Array(buffer.readableBytesView)
 }
 
+/// Runs a blocking call on a GCD thread, not on Swift's cooperative pool: that pool has only as
+/// many threads as cores (two here), and tests blocked in `recv` would starve every other test.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(returning: body()) }
+    }
+}
+
 /// A blocking socket that speaks bytes, not the protocol: it sends what a test gives it, even
-/// what no well-behaved client would.
-final class RawSocket {
+/// what no well-behaved client would. `@unchecked Sendable`: each test uses its socket from
+/// one task at a time; it crosses to a GCD thread only for a blocking read.
+final class RawSocket: @unchecked Sendable {
     let fd: CInt
 
     init(path: String) throws {
@@ -140,7 +149,16 @@ final class RawSocket {
     }
 
     /// Reads until the server closes (or 5 s pass) and decodes what came.
-    func readUntilClosed() -> (envelopes: [Envelope], closed: Bool) {
+    func readUntilClosed() async -> (envelopes: [Envelope], closed: Bool) {
+        await offPool { self.blockingReadUntilClosed() }
+    }
+
+    /// Reads until `count` envelopes arrived (or 5 s pass).
+    func read(count: Int) async -> [Envelope] {
+        await offPool { self.blockingRead(count: count) }
+    }
+
+    private func blockingReadUntilClosed() -> (envelopes: [Envelope], closed: Bool) {
         var received = ByteBuffer()
         var chunk = [UInt8](repeating: 0, count: 65536)
         var closed = false
@@ -153,8 +171,7 @@ final class RawSocket {
         return (decodeFrames(&received), closed)
     }
 
-    /// Reads until `count` envelopes arrived (or 5 s pass).
-    func read(count: Int) -> [Envelope] {
+    private func blockingRead(count: Int) -> [Envelope] {
         var received = ByteBuffer()
         var chunk = [UInt8](repeating: 0, count: 65536)
         var decoder = FrameDecoder()

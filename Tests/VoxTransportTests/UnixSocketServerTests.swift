@@ -55,7 +55,7 @@ import Glibc
         // One write carrying a hello, a slow request, a fast one and a ping.
         raw.send(helloFrame(id: 1) + frame(Envelope(requestID: 2, .stats(.init())))
                  + frame(Envelope(requestID: 3, .get(get))) + frame(Envelope(requestID: 4, .ping(Ping()))))
-        let answers = raw.read(count: 4)
+        let answers = await raw.read(count: 4)
         #expect(answers.map(\.requestID) == [1, 2, 3, 4])
         #expect(answers[1].statsOk.profiles == 7)
         #expect(answers[2].error.code == .notFound)
@@ -71,11 +71,11 @@ import Glibc
         var bytes = helloFrame()
         for id in 2...11 { bytes += frame(Envelope(requestID: UInt64(id), .put(.init()))) }
         raw.send(bytes)
-        #expect(raw.read(count: 1).first?.helloOk.protocolVersion == 1)
+        #expect(await raw.read(count: 1).first?.helloOk.protocolVersion == 1)
         try await Task.sleep(for: .milliseconds(200))
         #expect(responder.calls.count == 2, "only maxInFlight requests reach the service while none is answered")
         responder.releasePuts()
-        let answers = raw.read(count: 10)
+        let answers = await raw.read(count: 10)
         #expect(answers.map(\.requestID) == Array(2...11).map(UInt64.init))
         #expect(responder.calls.count == 10)
     }
@@ -88,7 +88,7 @@ import Glibc
         for id in 2...21 { bytes += frame(Envelope(requestID: UInt64(id), .ping(Ping()))) }
         raw.send(bytes)
         raw.shutdownWrite()  // EOF right behind twenty whole frames: not a truncation
-        let (envelopes, closed) = raw.readUntilClosed()
+        let (envelopes, closed) = await raw.readUntilClosed()
         #expect(envelopes.map(\.requestID) == Array(1...21).map(UInt64.init))
         #expect(envelopes.dropFirst().allSatisfy { $0.message == .pong(Pong()) })
         #expect(closed)
@@ -99,7 +99,7 @@ import Glibc
         defer { Task { await server.shutdown() } }
         let raw = try RawSocket(path: server.path!)
         raw.send(helloFrame())
-        #expect(raw.read(count: 1).count == 1)
+        #expect(await raw.read(count: 1).count == 1)
         // Pings with 64 KiB payloads, answered by 64 KiB pongs that this client never reads.
         var ping = Ping()
         ping.payload = Data((0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 7919) })  // incompressible
@@ -129,9 +129,9 @@ import Glibc
         let server = try await startServer(responder: TestResponder(statsDelay: .milliseconds(200)))
         let raw = try RawSocket(path: server.path!)
         raw.send(helloFrame() + frame(Envelope(requestID: 2, .stats(.init()))))
-        #expect(raw.read(count: 1).count == 1)
+        #expect(await raw.read(count: 1).count == 1)
         async let stopped: Void = server.shutdown()
-        let (envelopes, closed) = raw.readUntilClosed()
+        let (envelopes, closed) = await raw.readUntilClosed()
         await stopped
         #expect(envelopes.first?.statsOk.profiles == 7, "the request in flight is answered before the close")
         #expect(closed)
