@@ -64,14 +64,7 @@ public final class ProfileStore {
                     throw StoreError(.conflict, "\(profile.speakerID) is at version \(current), not \(expectedVersion); read it again and retry")
                 }
             }
-            var stored = profile
-            stored.version = clock.tick(wallMilliseconds: now)
-            stored.origin = configuration.origin
-            stored.updatedAt = now
-            stored.deleted = false
-            try write(stored)
-            try enqueue(stored)
-            return stored
+            return try writeNewVersion(of: profile, deleted: false, now: now)
         }
     }
 
@@ -92,14 +85,7 @@ public final class ProfileStore {
     public func delete(_ speakerID: String, now: Int64) throws(StoreError) -> (version: UInt64, existed: Bool) {
         try database.transaction { () throws(StoreError) -> (version: UInt64, existed: Bool) in
             guard let existing = try get(speakerID) else { return (0, false) }
-            var tombstone = existing
-            tombstone.version = clock.tick(wallMilliseconds: now)
-            tombstone.origin = configuration.origin
-            tombstone.updatedAt = now
-            tombstone.deleted = true
-            try write(tombstone)
-            try enqueue(tombstone)
-            return (tombstone.version, true)
+            return (try writeNewVersion(of: existing, deleted: true, now: now).version, true)
         }
     }
 
@@ -135,6 +121,19 @@ public final class ProfileStore {
     }
 
     // MARK: Rows
+
+    /// Stamps `profile` with the next version of this instance and writes it with its outbox
+    /// row; call inside a transaction.
+    private func writeNewVersion(of profile: ProfileRecord, deleted: Bool, now: Int64) throws(StoreError) -> ProfileRecord {
+        var stored = profile
+        stored.version = clock.tick(wallMilliseconds: now)
+        stored.origin = configuration.origin
+        stored.updatedAt = now
+        stored.deleted = deleted
+        try write(stored)
+        try enqueue(stored)
+        return stored
+    }
 
     private func currentVersion(of speakerID: String) throws(StoreError) -> UInt64? {
         let statement = try database.prepare("SELECT version, deleted FROM profiles WHERE speaker_id = ?1")
