@@ -11,8 +11,10 @@ import VoxWire
 /// memory when it can and from local SQLite when it must.
 ///
 /// State (the embedding matrix of every live profile, the bounded profile cache and its SIEVE
-/// policy, the counters) lives on one event loop; SQLite runs on one thread of its own, so a
-/// write waiting for its commit never holds up a verify.
+/// policy, the group-commit queue, the counters) lives on one event loop; SQLite runs on one
+/// thread of its own, so a write waiting for its commit never holds up a verify. Writes that
+/// arrive while a commit runs share the next transaction (group commit): one fsync
+/// acknowledges all of them.
 ///
 /// `@unchecked Sendable`: the mutable members are touched only on `loop` (every entry point
 /// hops there), and `store` only on the single thread of `storeThread`.
@@ -25,6 +27,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     private var matrix: EmbeddingMatrix
     private var cache: [String: CachedProfile] = [:]
     private var policy: SieveCachePolicy<String>
+    private var commits = GroupCommitQueue<PendingPut>(maxBatch: 1024)
     private var hits: UInt64 = 0
     private var misses: UInt64 = 0
 
@@ -92,21 +95,51 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         }
     }
 
+    /// A write waiting for its group commit.
+    private struct PendingPut {
+        var record: ProfileRecord
+        var expectedVersion: UInt64?
+        var promise: EventLoopPromise<Envelope.OneOf_Message>
+    }
+
     private func put(_ request: Voxsync_V1_PutRequest) -> ServerResponse {
         let record = ProfileRecord(
             speakerID: request.profile.speakerID, embedding: request.profile.embedding.values,
             samples: request.profile.samples.map(\.values), threshold: request.profile.threshold,
             metadata: request.profile.metadata)
-        let expected = request.hasExpectedVersion ? request.expectedVersion : nil
+        let pending = PendingPut(
+            record: record, expectedVersion: request.hasExpectedVersion ? request.expectedVersion : nil,
+            promise: loop.makePromise())
+        if let batch = commits.enqueue(pending) { commit(batch) }
+        return .later(pending.promise.futureResult)
+    }
+
+    /// Commits `batch` in one transaction on the store thread, answers each write (only now:
+    /// after the commit), and starts the writes that queued up meanwhile.
+    private func commit(_ batch: [PendingPut]) {
+        let writes = batch.map { (profile: $0.record, expectedVersion: $0.expectedVersion) }
         let now = Self.nowMilliseconds()
-        return .later(onStore { store in try store.put(record, expectedVersion: expected, now: now) }.map { stored in
-            self.matrix.upsert(stored.speakerID, embedding: stored.embedding)
-            self.admit(stored)
-            var answer = Voxsync_V1_PutResponse()
-            answer.version = stored.version
-            answer.origin = stored.origin
-            return .putOk(answer)
-        }.flatMapErrorThrowing(Self.answer(for:)))
+        onStore { store in try store.putBatch(writes, now: now) }.whenComplete { outcome in
+            switch outcome {
+            case .success(let results):
+                for (pending, result) in zip(batch, results) {
+                    switch result {
+                    case .success(let stored):
+                        self.matrix.upsert(stored.speakerID, embedding: stored.embedding)
+                        self.admit(stored)
+                        var answer = Voxsync_V1_PutResponse()
+                        answer.version = stored.version
+                        answer.origin = stored.origin
+                        pending.promise.succeed(.putOk(answer))
+                    case .failure(let error):
+                        pending.promise.succeed(Self.answer(for: error))
+                    }
+                }
+            case .failure(let error):
+                for pending in batch { pending.promise.succeed(Self.answer(for: error)) }
+            }
+            if let next = self.commits.batchFinished() { self.commit(next) }
+        }
     }
 
     private func get(_ speakerID: String) -> ServerResponse {

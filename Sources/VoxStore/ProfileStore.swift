@@ -48,24 +48,51 @@ public final class ProfileStore {
     /// the stored version is that one (0: the speaker must not exist). Returns the stored record.
     @discardableResult
     public func put(_ profile: ProfileRecord, expectedVersion: UInt64? = nil, now: Int64) throws(StoreError) -> ProfileRecord {
-        do {
-            try rules.checkSpeakerID(profile.speakerID)
-            try rules.checkVector(profile.embedding, field: "embedding")
-            try rules.checkSamples(profile.samples)
-            try rules.checkThreshold(profile.threshold)
-            try rules.checkMetadata(profile.metadata)
-        } catch {
-            throw StoreError(.invalid(error), error.description)
+        try putBatch([(profile, expectedVersion)], now: now)[0].get()
+    }
+
+    /// Group commit: stores every write in one transaction (one fsync), each inside its own
+    /// savepoint so that a write refused for its own reasons (invalid, conflict) leaves the
+    /// others in. Returns one result per write, in order. If the transaction itself cannot
+    /// commit, it throws and none of the writes happened.
+    public func putBatch(_ writes: [(profile: ProfileRecord, expectedVersion: UInt64?)], now: Int64) throws(StoreError) -> [Result<ProfileRecord, StoreError>] {
+        var results: [Result<ProfileRecord, StoreError>?] = writes.map { write -> Result<ProfileRecord, StoreError>? in
+            do throws(ProfileRules.Violation) {
+                try check(write.profile)
+                return nil
+            } catch {
+                return .failure(StoreError(.invalid(error), error.description))
+            }
         }
-        return try database.transaction { () throws(StoreError) -> ProfileRecord in
-            if let expectedVersion {
-                let current = try currentVersion(of: profile.speakerID) ?? 0
-                guard current == expectedVersion else {
-                    throw StoreError(.conflict, "\(profile.speakerID) is at version \(current), not \(expectedVersion); read it again and retry")
+        guard results.contains(where: { $0 == nil }) else { return results.map { $0! } }
+        try database.transaction { () throws(StoreError) in
+            for (index, write) in writes.enumerated() where results[index] == nil {
+                try database.execute("SAVEPOINT one_write")
+                do throws(StoreError) {
+                    if let expected = write.expectedVersion {
+                        let current = try currentVersion(of: write.profile.speakerID) ?? 0
+                        guard current == expected else {
+                            throw StoreError(.conflict, "\(write.profile.speakerID) is at version \(current), not \(expected); read it again and retry")
+                        }
+                    }
+                    results[index] = .success(try writeNewVersion(of: write.profile, deleted: false, now: now))
+                    try database.execute("RELEASE one_write")
+                } catch {
+                    try database.execute("ROLLBACK TO one_write")
+                    try database.execute("RELEASE one_write")
+                    results[index] = .failure(error)
                 }
             }
-            return try writeNewVersion(of: profile, deleted: false, now: now)
         }
+        return results.map { $0! }
+    }
+
+    private func check(_ profile: ProfileRecord) throws(ProfileRules.Violation) {
+        try rules.checkSpeakerID(profile.speakerID)
+        try rules.checkVector(profile.embedding, field: "embedding")
+        try rules.checkSamples(profile.samples)
+        try rules.checkThreshold(profile.threshold)
+        try rules.checkMetadata(profile.metadata)
     }
 
     /// The live profile, or nil when there is none (or only a tombstone).

@@ -35,6 +35,31 @@ import VoxStore
         #expect(try store.outboxCount() == 2)
     }
 
+    @Test func aGroupCommitKeepsGoodWritesAndRefusesBadOnesEachOnItsOwn() throws {
+        let store = try open()
+        let existing = try store.put(alice(), now: 1)
+        let results = try store.putBatch([
+            (ProfileRecord(speakerID: "bob", embedding: [0, 1, 0, 0]), nil),
+            (ProfileRecord(speakerID: "bad", embedding: [0, 0, 0]), nil),              // wrong dimension
+            (alice(5), existing.version + 1),                                          // conflict
+            (ProfileRecord(speakerID: "carol", embedding: [0, 0, 1, 0]), 0),
+            (alice(6), existing.version),                                              // conditional, right version
+        ], now: 2)
+        #expect(results.map { (try? $0.get()) != nil } == [true, false, false, true, true])
+        guard case .failure(let wrong) = results[1], case .invalid(let violation) = wrong.code else {
+            Issue.record("expected a validation failure")
+            return
+        }
+        #expect(violation.kind == .dimensionMismatch)
+        guard case .failure(let conflict) = results[2] else { return }
+        #expect(conflict.code == .conflict)
+        #expect(try store.get("alice")?.embedding == [6, 0, 0, 0])
+        #expect(try store.list(prefix: "", limit: 10) == ["alice", "bob", "carol"])
+        #expect(try store.outboxCount() == 4, "one outbox row per committed write, none for the refused")
+        let versions = results.compactMap { try? $0.get().version }
+        #expect(versions == versions.sorted() && Set(versions).count == 3)
+    }
+
     @Test func conditionalWrites() throws {
         let store = try open()
         let created = try store.put(alice(), expectedVersion: 0, now: 1)
