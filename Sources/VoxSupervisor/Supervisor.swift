@@ -80,6 +80,7 @@ public final class Supervisor: @unchecked Sendable {
         loop.flatSubmit {
             self.stopping = true
             self.heartbeat?.cancel()
+            for role in ServiceRole.startOrder { self.workers[role]!.machine.serviceStopping() }
             var chain = self.loop.makeSucceededVoidFuture()
             for role in ServiceRole.startOrder.reversed() {
                 chain = chain.flatMap { self.stop(role) }
@@ -263,9 +264,6 @@ public final class Supervisor: @unchecked Sendable {
             workers[role]!.stopped?.succeed()
             workers[role]!.stopped = nil
         }
-        // A worker that dies while the service is stopping is not restarted; its own stop
-        // (in order) then finds it down.
-        if stopping, case .scheduleRestart = action { return }
         run(action, for: role)
     }
 

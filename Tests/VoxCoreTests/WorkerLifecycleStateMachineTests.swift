@@ -170,6 +170,16 @@ import VoxCore
         #expect(machine.restartDue(now: at(.seconds(2))) == .none)
     }
 
+    @Test func aCrashWhileTheServiceStopsIsNotRestarted() {
+        var machine = running()
+        machine.serviceStopping()
+        #expect(machine.exited(.signaled(signal: 9), now: at(.seconds(1)), random: 0) == .none)
+        #expect(machine.restarts == 0)
+        #expect(machine.restartDue(now: at(.seconds(2))) == .none)
+        #expect(machine.stopRequested() == .none, "already down")
+        #expect(machine.isStopped)
+    }
+
     @Test func spawnFailureIsRetriedLikeACrash() {
         var machine = Machine(policy: policy)
         _ = machine.start()

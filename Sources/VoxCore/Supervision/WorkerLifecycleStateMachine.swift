@@ -44,6 +44,8 @@ public struct WorkerLifecycleStateMachine<Instant: InstantProtocol>: Sendable wh
     private var lastHeard: Instant?
     private var heartbeatSequence: UInt64 = 0
     private var killRequested = false
+    /// The whole service is stopping: a crash from now on is not restarted.
+    private var isServiceStopping = false
 
     public init(policy: RestartPolicy) {
         self.policy = policy
@@ -129,6 +131,10 @@ public struct WorkerLifecycleStateMachine<Instant: InstantProtocol>: Sendable wh
         case .starting, .ready:
             break
         }
+        if isServiceStopping {
+            state = .stopped  // down for good; its turn in the ordered stop finds nothing to do
+            return .none
+        }
         restarts += 1
         recentRestarts = recentRestarts.filter { $0.duration(to: now) < policy.flapWindow } + [now]
         let delay = isFlapping(now: now)
@@ -139,9 +145,15 @@ public struct WorkerLifecycleStateMachine<Instant: InstantProtocol>: Sendable wh
         return .scheduleRestart(after: delay)
     }
 
+    /// The service as a whole has begun to stop (other workers first, this one later): if
+    /// this worker dies meanwhile, it stays down instead of being restarted.
+    public mutating func serviceStopping() {
+        isServiceStopping = true
+    }
+
     /// The restart timer fired.
     public mutating func restartDue(now: Instant) -> Action {
-        guard case .backoff(let until) = state, now >= until else { return .none }
+        guard !isServiceStopping, case .backoff(let until) = state, now >= until else { return .none }
         return .spawn
     }
 
