@@ -125,6 +125,7 @@ let package = Package(
             dependencies: [
                 "VoxClient",
                 "VoxCore",
+                "VoxTransport",
                 "VoxWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import VoxClient
 import VoxCore
+import VoxTransport
 import VoxWire
 
 struct StatusCommand: AsyncParsableCommand {
@@ -38,7 +39,7 @@ struct StatusCommand: AsyncParsableCommand {
         var lines = ["voxsyncd pid \(status.supervisorPid), up \(duration(status.supervisorUptimeSeconds)), data \(status.dataDirectory)"]
         let header = ["WORKER", "PID", "STATE", "UPTIME", "RESTARTS", "LAST EXIT"]
         let rows = status.workers.map { worker in
-            [worker.role.serviceName, worker.pid == 0 ? "-" : String(worker.pid), worker.state,
+            [worker.role.serviceRole?.rawValue ?? "unknown", worker.pid == 0 ? "-" : String(worker.pid), worker.state,
              worker.uptimeSeconds > 0 ? duration(worker.uptimeSeconds) : "-", String(worker.restarts),
              worker.lastExitReason.isEmpty ? "-" : worker.lastExitReason]
         }
@@ -55,7 +56,7 @@ struct StatusCommand: AsyncParsableCommand {
             "supervisor": ["pid": status.supervisorPid, "uptime_seconds": status.supervisorUptimeSeconds,
                            "data_directory": status.dataDirectory],
             "workers": status.workers.map { worker -> [String: Any] in
-                ["role": worker.role.serviceName, "pid": worker.pid, "state": worker.state,
+                ["role": worker.role.serviceRole?.rawValue ?? "unknown", "pid": worker.pid, "state": worker.state,
                  "uptime_seconds": worker.uptimeSeconds, "restarts": worker.restarts,
                  "last_exit_reason": worker.lastExitReason]
             },
@@ -69,17 +70,5 @@ struct StatusCommand: AsyncParsableCommand {
         if total < 60 { return String(format: "%.1fs", seconds) }
         if total < 3600 { return "\(total / 60)m\(String(format: "%02d", total % 60))s" }
         return "\(total / 3600)h\(String(format: "%02d", (total % 3600) / 60))m"
-    }
-}
-
-extension WorkerRole {
-    var serviceName: String {
-        switch self {
-        case .cache: "cache"
-        case .sync: "sync"
-        case .metrics: "metrics"
-        case .prefetch: "prefetch"
-        default: "unknown"
-        }
     }
 }

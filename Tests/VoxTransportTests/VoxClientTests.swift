@@ -136,15 +136,20 @@ import VoxWire
     }
 
     @Test func readsNumPyFloat32Arrays() throws {
-        // What numpy.save writes for np.array([[1, 2], [3, 4]], dtype='<f4'): version 1.0 header.
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }"
-        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
-        header += "\n"
-        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
-        data.append(Data(header.utf8))
-        for value: Float in [1, 2, 3, 4] { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
-        #expect(try EmbeddingFile.vectors(from: data, dimension: 99) == [[1, 2], [3, 4]], "the .npy shape wins over the dimension")
-        let float64 = Data(String(decoding: data, as: UTF8.self).replacingOccurrences(of: "<f4", with: "<f8").utf8)
-        #expect(throws: EmbeddingFile.Failure.self) { try EmbeddingFile.vectors(from: float64, dimension: 2) }
+        // What numpy.save writes for np.array([[1, 2], [3, 4]], dtype=...): version 1.0 header.
+        func npy(descr: String, values: [Float]) -> Data {
+            var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': (2, 2), }"
+            while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+            header += "\n"
+            var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
+            data.append(Data(header.utf8))
+            for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+            return data
+        }
+        #expect(try EmbeddingFile.vectors(from: npy(descr: "<f4", values: [1, 2, 3, 4]), dimension: 99) == [[1, 2], [3, 4]],
+                "the .npy shape wins over the dimension")
+        let float64 = npy(descr: "<f8", values: [1, 2, 3, 4, 5, 6, 7, 8])  // 8 bytes per value
+        let error = #expect(throws: EmbeddingFile.Failure.self) { try EmbeddingFile.vectors(from: float64, dimension: 2) }
+        #expect(error?.description.contains("little-endian float32") == true)
     }
 }

@@ -120,33 +120,35 @@ public enum ConfigurationKeys {
     }
 
     private static func integer(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, Int> & Sendable, _ range: ClosedRange<Int>) -> ConfigurationKey {
-        ConfigurationKey(
-            name: name, help: help,
-            parse: { (text, config) throws(ConfigurationError) in
-                guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
-                    throw ConfigurationError("\(name) must be a whole number; got '\(text)'")
-                }
-                guard range.contains(value) else {
-                    throw ConfigurationError("\(name) must be between \(range.lowerBound) and \(range.upperBound); got \(value)")
-                }
-                config[keyPath: path] = value
-            },
-            render: { String($0[keyPath: path]) })
+        wholeNumber(name, help, range, unit: "", set: { $0[keyPath: path] = $1 }, get: { $0[keyPath: path] })
     }
 
     private static func milliseconds(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, Duration> & Sendable, _ range: ClosedRange<Int>) -> ConfigurationKey {
-        ConfigurationKey(
+        wholeNumber(
+            name, help, range, unit: "milliseconds",
+            set: { $0[keyPath: path] = .milliseconds($1) }, get: { Int(($0[keyPath: path].seconds * 1000).rounded()) })
+    }
+
+    /// A whole number within `range`, stored through `set` (as a count or a duration).
+    private static func wholeNumber(
+        _ name: String, _ help: String, _ range: ClosedRange<Int>, unit: String,
+        set: @escaping @Sendable (inout VoxsyncConfiguration, Int) -> Void,
+        get: @escaping @Sendable (VoxsyncConfiguration) -> Int
+    ) -> ConfigurationKey {
+        let of = unit.isEmpty ? "" : " of \(unit)"
+        let suffix = unit == "milliseconds" ? " ms" : ""
+        return ConfigurationKey(
             name: name, help: help,
             parse: { (text, config) throws(ConfigurationError) in
                 guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
-                    throw ConfigurationError("\(name) must be a whole number of milliseconds; got '\(text)'")
+                    throw ConfigurationError("\(name) must be a whole number\(of); got '\(text)'")
                 }
                 guard range.contains(value) else {
-                    throw ConfigurationError("\(name) must be between \(range.lowerBound) and \(range.upperBound) ms; got \(value)")
+                    throw ConfigurationError("\(name) must be between \(range.lowerBound) and \(range.upperBound)\(suffix); got \(value)")
                 }
-                config[keyPath: path] = .milliseconds(value)
+                set(&config, value)
             },
-            render: { String(Int(($0[keyPath: path].seconds * 1000).rounded())) })
+            render: { String(get($0)) })
     }
 
     private static func url(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, String?> & Sendable, schemes: [String]) -> ConfigurationKey {
