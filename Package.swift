@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // MARK: System libraries (Debian packages; shims re-export macros Swift cannot import)
@@ -85,6 +87,18 @@ let package = Package(
             ]
         ),
         .target(
+            name: "VoxSync",
+            dependencies: [
+                "VoxCore", "VoxStore", "VoxWire", "VoxTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "VoxSupervisor",
             dependencies: [
                 "VoxCore", "VoxWire", "VoxTransport", "CVoxSys",
@@ -96,7 +110,7 @@ let package = Package(
         .target(
             name: "VoxWorker",
             dependencies: [
-                "VoxCore", "VoxWire", "VoxTransport", "VoxCache", "VoxStore", "CVoxSys",
+                "VoxCore", "VoxWire", "VoxTransport", "VoxCache", "VoxStore", "VoxSync", "CVoxSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -144,7 +158,15 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .target(name: "VoxTestSupport", dependencies: ["CZstd"], path: "Tests/VoxTestSupport"),
+        .target(
+            name: "VoxTestSupport",
+            dependencies: [
+                "CZstd", "VoxCore", "VoxSync",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/VoxTestSupport"
+        ),
         .testTarget(name: "VoxWireTests", dependencies: ["VoxWire", "VoxTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "VoxCoreTests", dependencies: ["VoxCore"]),
         .testTarget(name: "VoxStoreTests", dependencies: ["VoxStore", "VoxCore"]),
@@ -157,8 +179,19 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "VoxSyncTests",
+            dependencies: [
+                "VoxSync", "VoxStore", "VoxCore", "VoxTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "IntegrationTests",
-            dependencies: ["VoxClient", "VoxCore", "VoxWire", "VoxTransport"]
+            dependencies: [
+                "VoxClient", "VoxCore", "VoxWire", "VoxTransport", "VoxStore", "VoxSync", "VoxTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

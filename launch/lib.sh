@@ -55,32 +55,52 @@ stop_redis() {
   [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
 }
 
-# start_postgres DIR : a throwaway PostgreSQL cluster in DIR/pg, listening on a Unix socket in
-# DIR/pg and on 127.0.0.1:PORT. PostgreSQL refuses to run as root, so as root the cluster
-# belongs to the 'postgres' user. Sets POSTGRES_URL.
-start_postgres() {
-  local dir="$1/pg" port run_as=()
-  port=$(( 20000 + RANDOM % 20000 ))
+# init_postgres_cluster DIR : a new cluster in DIR/data (trust auth, user postgres).
+# PostgreSQL refuses to run as root, so as root the cluster belongs to the 'postgres' user.
+init_postgres_cluster() {
+  local dir="$1"
   mkdir -p "$dir"
   if [ "$(id -u)" -eq 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
     chown postgres "$dir"
-    chmod 755 "$1"
-    run_as=(runuser -u postgres --)
+    chmod 755 "$(dirname "$dir")"
   fi
-  "${run_as[@]}" initdb -D "$dir/data" -U postgres -A trust -E UTF8 >"$dir/initdb.log" 2>&1 \
+  as_postgres initdb -D "$dir/data" -U postgres -A trust -E UTF8 >"$dir/initdb.log" 2>&1 \
     || die "initdb failed (see $dir/initdb.log)"
-  "${run_as[@]}" pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+}
+
+# start_postgres_cluster DIR PORT : starts the cluster in DIR on a Unix socket in DIR and on
+# 127.0.0.1:PORT, tuned for throwaway data (no fsync).
+start_postgres_cluster() {
+  local dir="$1" port="$2"
+  as_postgres pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 30 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null || die "PostgreSQL did not start (see $dir/server.log)"
-  POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+# stop_postgres_cluster DIR : immediate stop (like a crash; fine for throwaway data).
+stop_postgres_cluster() {
+  local dir="$1"
+  [ -d "$dir/data" ] || return 0
+  as_postgres pg_ctl -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+}
+
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_postgres DIR : the tests' shared throwaway cluster in DIR/pg on a random port.
+# Sets POSTGRES_URL and POSTGRES_DIR.
+start_postgres() {
+  local dir="$1/pg" port
+  port=$(( 20000 + RANDOM % 20000 ))
+  init_postgres_cluster "$dir"
+  start_postgres_cluster "$dir" "$port"
+  POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
   POSTGRES_DIR="$dir"
   export POSTGRES_URL POSTGRES_DIR
 }
 
 stop_postgres() {
-  local dir="$1/pg" run_as=()
-  [ -d "$dir/data" ] || return 0
-  [ "$(id -u)" -eq 0 ] && run_as=(runuser -u postgres --)
-  "${run_as[@]}" pg_ctl -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+  stop_postgres_cluster "$1/pg"
 }

@@ -30,6 +30,10 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     private var commits = GroupCommitQueue<PendingPut>(maxBatch: 1024)
     private var hits: UInt64 = 0
     private var misses: UInt64 = 0
+    /// Called on `loop` after writes committed (the sync worker's nudge). Set before serving.
+    public var onCommitted: (@Sendable () -> Void)?
+    /// Called on `loop` for every profile read: speaker, hit (the prefetch worker's events).
+    public var onAccess: (@Sendable (String, Bool) -> Void)?
 
     /// Opens (or creates) the store and preloads it: every live embedding into the identify
     /// matrix, the most recently updated profiles into the cache up to its capacity.
@@ -138,6 +142,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             case .failure(let error):
                 for pending in batch { pending.promise.succeed(Self.answer(for: error)) }
             }
+            self.onCommitted?()
             if let next = self.commits.batchFinished() { self.commit(next) }
         }
     }
@@ -199,6 +204,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             self.matrix.remove(speakerID)
             self.cache[speakerID] = nil
             self.policy.remove(speakerID)
+            if result.existed { self.onCommitted?() }
             var answer = Voxsync_V1_DeleteResponse()
             answer.version = result.version
             answer.existed = result.existed
@@ -240,10 +246,75 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     private func lookup(_ speakerID: String) -> CachedProfile? {
         guard policy.access(speakerID), let cached = cache[speakerID] else {
             misses += 1
+            onAccess?(speakerID, false)
             return nil
         }
         hits += 1
+        onAccess?(speakerID, true)
         return cached
+    }
+
+    // MARK: Messages from other workers
+
+    /// Answers the internal socket (`<run>/cache.sock`): invalidations from the sync worker,
+    /// prefetch lists from the prefetch worker.
+    public func respondInternal(to request: Envelope.OneOf_Message) -> ServerResponse {
+        switch request {
+        case .invalidate(let invalidate):
+            let done = loop.flatSubmit { self.refresh(invalidate.all ? nil : invalidate.speakerIds) }
+            return .later(done.map { .ack(Ack()) }.flatMapErrorThrowing(Self.answer(for:)))
+        case .prefetchList(let list):
+            let done = loop.flatSubmit { self.prefetch(list.speakerIds) }
+            return .later(done.map { .ack(Ack()) }.flatMapErrorThrowing(Self.answer(for:)))
+        default:
+            return .now(Self.error(.invalidArgument, "\(request.name) is not served by the cache worker's internal socket"))
+        }
+    }
+
+    /// Rereads `speakers` (nil: every profile) from SQLite after another process changed them:
+    /// the matrix and any cached entry take the stored row; a speaker now deleted leaves both.
+    private func refresh(_ speakers: [String]?) -> EventLoopFuture<Void> {
+        guard let speakers else {
+            return onStore { store -> [ProfileRecord] in
+                var records: [ProfileRecord] = []
+                try store.forEachLive { records.append($0) }
+                return records
+            }.map { records in
+                var matrix = EmbeddingMatrix(dimension: self.matrix.dimension)
+                for record in records { matrix.upsert(record.speakerID, embedding: record.embedding) }
+                self.matrix = matrix
+                let live = Dictionary(records.map { ($0.speakerID, $0) }, uniquingKeysWith: { first, _ in first })
+                for id in Array(self.cache.keys) {
+                    if let record = live[id] {
+                        self.cache[id] = CachedProfile(record)
+                    } else {
+                        self.cache[id] = nil
+                        self.policy.remove(id)
+                    }
+                }
+            }
+        }
+        return onStore { store in try speakers.map { ($0, try store.get($0)) } }.map { rows in
+            for (id, record) in rows {
+                if let record {
+                    self.matrix.upsert(id, embedding: record.embedding)
+                    if self.cache[id] != nil { self.cache[id] = CachedProfile(record) }
+                } else {
+                    self.matrix.remove(id)
+                    self.cache[id] = nil
+                    self.policy.remove(id)
+                }
+            }
+        }
+    }
+
+    /// Loads the speakers the prefetch worker expects to be asked for soon.
+    private func prefetch(_ speakers: [String]) -> EventLoopFuture<Void> {
+        let wanted = speakers.prefix(policy.capacity).filter { cache[$0] == nil && (try? rules.checkSpeakerID($0)) != nil }
+        guard !wanted.isEmpty else { return loop.makeSucceededVoidFuture() }
+        return onStore { store in try wanted.compactMap { try store.get($0) } }.map { records in
+            for record in records where self.cache[record.speakerID] == nil { self.admit(record) }
+        }
     }
 
     /// Reads a profile the cache does not hold, and admits it.

@@ -35,12 +35,7 @@ public final class ProfileStore {
     public init(configuration: StoreConfiguration) throws(StoreError) {
         self.configuration = configuration
         self.rules = ProfileRules(dimension: configuration.dimension)
-        database = try SQLiteDatabase(path: configuration.path)
-        try database.execute("PRAGMA journal_mode = WAL")
-        try database.execute("PRAGMA synchronous = \(configuration.synchronousFull ? "FULL" : "NORMAL")")
-        try database.execute("PRAGMA busy_timeout = 5000")
-        try Schema.migrate(database)
-        try Self.checkMeta(database, configuration)
+        database = try Self.open(configuration)
         clock = HybridLogicalClock(last: UInt64(bitPattern: try database.integer("SELECT coalesce(max(version), 0) FROM profiles")))
     }
 
@@ -153,6 +148,12 @@ public final class ProfileStore {
     /// row; call inside a transaction.
     private func writeNewVersion(of profile: ProfileRecord, deleted: Bool, now: Int64) throws(StoreError) -> ProfileRecord {
         var stored = profile
+        // The sync worker may have applied a newer version from another instance since this
+        // store's clock last ticked: a local write must still come out newest, or
+        // last-writer-wins would undo it everywhere.
+        if let current = try storedVersion(of: profile.speakerID) {
+            clock.observe(current, wallMilliseconds: now)
+        }
         stored.version = clock.tick(wallMilliseconds: now)
         stored.origin = configuration.origin
         stored.updatedAt = now
@@ -160,6 +161,14 @@ public final class ProfileStore {
         try write(stored)
         try enqueue(stored)
         return stored
+    }
+
+    /// The version of the speaker's row, tombstone or not.
+    private func storedVersion(of speakerID: String) throws(StoreError) -> UInt64? {
+        let statement = try database.prepare("SELECT version FROM profiles WHERE speaker_id = ?1")
+        statement.bind(1, speakerID)
+        guard try statement.step() else { return nil }
+        return UInt64(bitPattern: statement.int64(0))
     }
 
     private func currentVersion(of speakerID: String) throws(StoreError) -> UInt64? {
@@ -201,6 +210,12 @@ public final class ProfileStore {
     /// A row as a record; rows whose vectors do not fit the store's dimension are reported as
     /// corrupt instead of being trusted.
     private func record(from statement: Statement) throws(StoreError) -> ProfileRecord {
+        try Self.record(from: statement, configuration: configuration)
+    }
+
+    /// Decodes the columns `speaker_id, embedding, samples, threshold, metadata, version,
+    /// origin, updated_at, deleted` (in that order) of a profiles row.
+    static func record(from statement: Statement, configuration: StoreConfiguration) throws(StoreError) -> ProfileRecord {
         let dimension = configuration.dimension
         let id = statement.string(0)
         let embedding = statement.floats(1)
@@ -218,6 +233,19 @@ public final class ProfileStore {
         record.updatedAt = statement.int64(7)
         record.deleted = statement.int64(8) != 0
         return record
+    }
+
+    /// Opens the store file in WAL mode, migrates it, and checks that it was created for these
+    /// embeddings. The cache worker's `ProfileStore` and the sync worker's `SyncStore` both open
+    /// the file this way.
+    static func open(_ configuration: StoreConfiguration) throws(StoreError) -> SQLiteDatabase {
+        let database = try SQLiteDatabase(path: configuration.path)
+        try database.execute("PRAGMA busy_timeout = 5000")
+        try database.execute("PRAGMA journal_mode = WAL")
+        try database.execute("PRAGMA synchronous = \(configuration.synchronousFull ? "FULL" : "NORMAL")")
+        try Schema.migrate(database)
+        try checkMeta(database, configuration)
+        return database
     }
 
     /// The dimension and model are fixed when the store is created; a mismatch is refused.

@@ -55,6 +55,9 @@ public final class SQLiteDatabase {
         }
     }
 
+    /// Rows changed by the last INSERT, UPDATE or DELETE.
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+
     var lastError: String { String(cString: sqlite3_errmsg(handle)) }
 
     /// A single integer result (`PRAGMA user_version`, `SELECT count(*)`).

@@ -42,18 +42,23 @@ enum Schema {
     static var currentVersion: Int64 { Int64(migrations.count) }
 
     /// Brings `database` to the current schema.
+    /// The version is read inside each migration's write transaction, so two processes opening
+    /// a new store at once (the cache and sync workers) never run a migration twice.
     static func migrate(_ database: SQLiteDatabase) throws(StoreError) {
-        let found = try database.integer("PRAGMA user_version")
-        guard found <= currentVersion else {
-            throw StoreError(
-                .incompatible,
-                "the store \(database.path) has schema version \(found); this build knows up to \(currentVersion). Run a newer voxsync.")
-        }
-        for version in Int(found)..<migrations.count {
-            try database.transaction { () throws(StoreError) in
-                try database.execute(migrations[version])
-                try database.execute("PRAGMA user_version = \(version + 1)")
+        while true {
+            let done = try database.transaction { () throws(StoreError) -> Bool in
+                let found = try database.integer("PRAGMA user_version")
+                guard found <= currentVersion else {
+                    throw StoreError(
+                        .incompatible,
+                        "the store \(database.path) has schema version \(found); this build knows up to \(currentVersion). Run a newer voxsync.")
+                }
+                guard found < currentVersion else { return true }
+                try database.execute(migrations[Int(found)])
+                try database.execute("PRAGMA user_version = \(found + 1)")
+                return false
             }
+            if done { return }
         }
     }
 }

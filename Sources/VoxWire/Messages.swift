@@ -16,6 +16,7 @@ public typealias Source = Voxsync_V1_Source
 public typealias WorkerRole = Voxsync_V1_WorkerRole
 public typealias WorkerStatus = Voxsync_V1_WorkerStatus
 public typealias StatusResponse = Voxsync_V1_StatusResponse
+public typealias Ack = Voxsync_V1_Ack
 
 /// Protocol-level constants shared by every client and server.
 public enum WireProtocol {
@@ -81,6 +82,13 @@ extension Envelope.OneOf_Message {
         case .prefetchList: "prefetch_list"
         case .outboxNudge: "outbox_nudge"
         case .invalidate: "invalidate"
+        case .ack: "ack"
+        case .syncStatus: "sync_status"
+        case .syncStatusOk: "sync_status_ok"
+        case .deadLetters: "dead_letters"
+        case .deadLettersOk: "dead_letters_ok"
+        case .retryDeadLetters: "retry_dead_letters"
+        case .retryDeadLettersOk: "retry_dead_letters_ok"
         }
     }
 
@@ -89,7 +97,7 @@ extension Envelope.OneOf_Message {
     public var isInternal: Bool {
         switch self {
         case .workerReady, .heartbeat, .heartbeatAck, .status, .statusOk, .shutdown, .metricsSnapshot,
-             .accessEvents, .prefetchList, .outboxNudge, .invalidate:
+             .accessEvents, .prefetchList, .outboxNudge, .invalidate, .ack:
             true
         default:
             false
@@ -101,7 +109,7 @@ extension Envelope.OneOf_Message {
     /// Writes (`put`) are not: a resent put would mint a second version.
     public var isIdempotentRequest: Bool {
         switch self {
-        case .hello, .ping, .get, .verify, .identify, .list, .stats, .status, .delete: true
+        case .hello, .ping, .get, .verify, .identify, .list, .stats, .status, .delete, .syncStatus, .deadLetters: true
         default: false
         }
     }

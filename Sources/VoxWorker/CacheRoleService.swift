@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -17,6 +18,13 @@ final class CacheRoleService: WorkerRoleService {
     private let logger: Logger
     private let server = NIOLockedValueBoxHolder<UnixSocketServer>()
     private let service = NIOLockedValueBoxHolder<CacheService>()
+    private let internalServer = NIOLockedValueBoxHolder<UnixSocketServer>()
+    private let peers = NIOLockedValueBoxHolder<Peers>()
+
+    private struct Peers: Sendable {
+        var nudges: PeerSender
+        var accessEvents: AccessEventBatcher
+    }
 
     init(configuration: VoxsyncConfiguration, listenDescriptor: CInt, instanceID: String, logger: Logger) {
         self.configuration = configuration
@@ -43,6 +51,25 @@ final class CacheRoleService: WorkerRoleService {
             origin: instanceID)
         let service = try CacheService(configuration: store, cacheCapacity: configuration.cacheCapacity, loop: group.next())
         self.service.value = service
+        // Worker-to-worker messages: never block a client's answer, bounded, dropped with a
+        // count when the peer is down.
+        let nudges = PeerSender(
+            path: configuration.workerSocketPath(.sync), clientName: "voxsyncd cache", capacity: 1,
+            afterLoss: .outboxNudge(.init()), loop: service.loop, logger: logger)
+        let accessEvents = AccessEventBatcher(
+            sender: PeerSender(
+                path: configuration.workerSocketPath(.prefetch), clientName: "voxsyncd cache", capacity: 64,
+                loop: service.loop, logger: logger))
+        service.onCommitted = { nudges.send(.outboxNudge(.init()), coalescing: true) }
+        service.onAccess = { speaker, hit in accessEvents.record(speaker, hit: hit) }
+        self.peers.value = Peers(nudges: nudges, accessEvents: accessEvents)
+        var internalConfiguration = ServerConfiguration()
+        internalConfiguration.acceptsInternalMessages = true
+        internalConfiguration.allowedUIDs.formUnion(configuration.allowedUIDs)
+        internalConfiguration.maxConnections = 64
+        self.internalServer.value = try await UnixSocketServer.bind(
+            path: configuration.workerSocketPath(.cache), identity: identity, configuration: internalConfiguration,
+            responder: InternalResponder(service: service), group: group, logger: logger)
         // Read before serving starts: afterwards the state belongs to the service's event loop.
         let summary = service.summary
         let server = try await UnixSocketServer.adopt(
@@ -55,7 +82,69 @@ final class CacheRoleService: WorkerRoleService {
     func run() async throws {
         try? await gracefulShutdown()
         await server.value?.shutdown()
+        await internalServer.value?.shutdown()
+        peers.value?.nudges.close()
+        peers.value?.accessEvents.close()
         try? await service.value?.shutdown()
+    }
+}
+
+/// The cache worker's side of `<run>/cache.sock`.
+private struct InternalResponder: ServerResponder {
+    let service: CacheService
+
+    func respond(to request: Envelope.OneOf_Message, connection: ConnectionInfo) -> ServerResponse {
+        service.respondInternal(to: request)
+    }
+}
+
+/// Batches access events for the prefetch worker: sent every 100 ms or at 256 events,
+/// whichever comes first; at most 4096 wait, the rest are dropped and counted.
+///
+/// `@unchecked Sendable`: touched only on the sender's loop (the cache service's loop, where
+/// every access happens).
+final class AccessEventBatcher: @unchecked Sendable {
+    private let sender: PeerSender
+    private var pending: [Voxsync_V1_AccessEvent] = []
+    private var flushScheduled = false
+    private(set) var dropped: UInt64 = 0
+    private static let batch = 256
+    private static let limit = 4096
+
+    init(sender: PeerSender) {
+        self.sender = sender
+    }
+
+    func record(_ speakerID: String, hit: Bool) {
+        sender.loop.preconditionInEventLoop()
+        guard pending.count < Self.limit else {
+            dropped += 1
+            return
+        }
+        var event = Voxsync_V1_AccessEvent()
+        event.speakerID = speakerID
+        event.atUnixMs = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        event.hit = hit
+        pending.append(event)
+        if pending.count >= Self.batch {
+            flush()
+        } else if !flushScheduled {
+            flushScheduled = true
+            sender.loop.scheduleTask(in: .milliseconds(100)) { self.flush() }
+        }
+    }
+
+    private func flush() {
+        flushScheduled = false
+        guard !pending.isEmpty else { return }
+        var message = Voxsync_V1_AccessEvents()
+        message.events = pending
+        pending.removeAll(keepingCapacity: true)
+        sender.send(.accessEvents(message))
+    }
+
+    func close() {
+        sender.close()
     }
 }
 

@@ -60,18 +60,21 @@ public enum WorkerMain {
         logger.debug("stopped")
     }
 
+    /// The instance id the supervisor keeps in the data directory.
+    private static func instanceID(_ configuration: VoxsyncConfiguration) -> String {
+        (try? String(contentsOfFile: configuration.dataDirectory + "/instance-id", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+    }
+
     private static func makeService(role: ServiceRole, configuration: VoxsyncConfiguration, environment: [String: String], logger: Logger) throws -> any WorkerRoleService {
         switch role {
         case .cache:
             guard let text = environment["VOXSYNC_LISTEN_FD"], let fd = CInt(text) else {
                 throw ConfigurationError("the cache worker needs the client socket from the supervisor (VOXSYNC_LISTEN_FD)")
             }
-            let instanceID = (try? String(contentsOfFile: configuration.dataDirectory + "/instance-id", encoding: .utf8))?
-                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
-            return CacheRoleService(configuration: configuration, listenDescriptor: fd, instanceID: instanceID, logger: logger)
+            return CacheRoleService(configuration: configuration, listenDescriptor: fd, instanceID: instanceID(configuration), logger: logger)
         case .sync:
-            let remote = configuration.postgresURL.map { "remote \(ConfigurationLoader.redacted($0))" } ?? "no remote configured"
-            return IdleRoleService(detail: "\(remote); outbox drain not built yet")
+            return SyncRoleService(configuration: configuration, instanceID: instanceID(configuration), logger: logger)
         case .metrics:
             return IdleRoleService(detail: "Prometheus/Redis export not built yet")
         case .prefetch:

@@ -16,7 +16,7 @@ struct Voxsync: AsyncParsableCommand {
         discussion: "The socket is --socket, else $VOXSYNC_SOCKET, else ~/.local/share/voxsync/run/voxsync.sock.",
         subcommands: [
             EnrollCommand.self, GetCommand.self, VerifyCommand.self, IdentifyCommand.self, DeleteCommand.self,
-            ListCommand.self, StatsCommand.self, DemoDataCommand.self, PingCommand.self, StatusCommand.self,
+            ListCommand.self, StatsCommand.self, DemoDataCommand.self, PingCommand.self, StatusCommand.self, SyncCommand.self,
         ])
 }
 

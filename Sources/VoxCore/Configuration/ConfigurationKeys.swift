@@ -47,7 +47,24 @@ public enum ConfigurationKeys {
                 config.allowedUIDs = uids
             },
             render: { $0.allowedUIDs.isEmpty ? nil : $0.allowedUIDs.map(String.init).joined(separator: ",") }),
-        url("postgres_url", "PostgreSQL to sync with; unset keeps the store local.", \.postgresURL, schemes: ["postgres", "postgresql"]),
+        ConfigurationKey(
+            name: "postgres_url", help: "PostgreSQL to sync with (postgres://user:pw@host:port/db?sslmode=require); unset keeps the store local.",
+            parse: { (text, config) throws(ConfigurationError) in
+                if text.isEmpty {
+                    config.postgresURL = nil
+                    return
+                }
+                _ = try PostgresURL(parsing: text)
+                config.postgresURL = text
+            },
+            render: { $0.postgresURL }),
+        integer("sync_batch_size", "Speakers per multi-row upsert to PostgreSQL.", \.syncBatchSize, 1...10_000),
+        milliseconds("sync_interval_ms", "Outbox drain and remote pull interval when nothing nudges.", \.syncInterval, 10...3_600_000),
+        integer("max_retry_attempts", "Pushes of a row PostgreSQL refuses before it is dead-lettered.", \.maxRetryAttempts, 1...1000),
+        integer("postgres_pool_size", "PostgreSQL connections of the sync worker.", \.postgresPoolSize, 1...64),
+        milliseconds("postgres_timeout_ms", "Deadline of one PostgreSQL call (connecting included); longer counts as a failure.", \.postgresTimeout, 100...600_000),
+        integer("circuit_failure_threshold", "Consecutive PostgreSQL failures that open the circuit breaker.", \.circuitFailureThreshold, 1...1000),
+        milliseconds("circuit_break_ms", "First circuit-breaker break; doubles while failures go on, up to 60 s.", \.circuitBreak, 10...60_000),
         url("redis_url", "Redis to mirror metrics into (redis://, rediss://, unix://).", \.redisURL, schemes: ["redis", "rediss", "unix"]),
         ConfigurationKey(
             name: "metrics_address", help: "host:port of the Prometheus endpoint; empty disables it.",

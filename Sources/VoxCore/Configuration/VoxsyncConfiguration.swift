@@ -31,6 +31,20 @@ public struct VoxsyncConfiguration: Sendable, Equatable {
     public var allowedUIDs: [UInt32] = []
     /// PostgreSQL to sync with (`postgres://user:password@host:port/db`); nil: local only.
     public var postgresURL: String?
+    /// Sync: speakers per multi-row upsert.
+    public var syncBatchSize = 50
+    /// Sync: how often the outbox is drained and remote changes pulled without a nudge.
+    public var syncInterval: Duration = .seconds(1)
+    /// Sync: pushes of a row the server refuses before it is dead-lettered.
+    public var maxRetryAttempts = 5
+    /// Sync: PostgreSQL connections.
+    public var postgresPoolSize = 3
+    /// Sync: deadline of one PostgreSQL call; a call that takes longer counts as a failure.
+    public var postgresTimeout: Duration = .seconds(5)
+    /// Sync: consecutive transient failures that open the circuit breaker.
+    public var circuitFailureThreshold = 3
+    /// Sync: the circuit breaker's first break (it doubles while failures go on, up to 60 s).
+    public var circuitBreak: Duration = .seconds(1)
     /// Redis to mirror metrics into (`redis://host:port`, `unix:///path`); nil: none.
     public var redisURL: String?
     /// Prometheus endpoint; empty disables it.
@@ -48,6 +62,11 @@ public struct VoxsyncConfiguration: Sendable, Equatable {
     /// the CLI finds it from the client socket path alone.
     public var controlSocketPath: String {
         (clientSocketPath as NSString).deletingLastPathComponent + "/control.sock"
+    }
+    /// A worker's internal socket (worker-to-worker messages, `voxsync sync ...`), next to the
+    /// client socket: `<run>/<role>.sock`.
+    public func workerSocketPath(_ role: ServiceRole) -> String {
+        (clientSocketPath as NSString).deletingLastPathComponent + "/\(role.rawValue).sock"
     }
     public var lockFilePath: String { dataDirectory + "/voxsyncd.lock" }
 }

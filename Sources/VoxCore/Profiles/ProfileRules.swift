@@ -26,6 +26,12 @@ public struct ProfileRules: Sendable, Equatable {
         public var field: String
         public var message: String
 
+        public init(kind: Kind, field: String, message: String) {
+            self.kind = kind
+            self.field = field
+            self.message = message
+        }
+
         public var description: String { "\(field): \(message)" }
     }
 

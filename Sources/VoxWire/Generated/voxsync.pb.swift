@@ -366,6 +366,55 @@ public nonisolated struct Voxsync_V1_Envelope: Sendable {
     set {message = .statsOk(newValue)}
   }
 
+  /// Served on the sync worker's socket (<run>/sync.sock), not the client socket.
+  public var syncStatus: Voxsync_V1_SyncStatusRequest {
+    get {
+      if case .syncStatus(let v)? = message {return v}
+      return Voxsync_V1_SyncStatusRequest()
+    }
+    set {message = .syncStatus(newValue)}
+  }
+
+  public var syncStatusOk: Voxsync_V1_SyncStatusResponse {
+    get {
+      if case .syncStatusOk(let v)? = message {return v}
+      return Voxsync_V1_SyncStatusResponse()
+    }
+    set {message = .syncStatusOk(newValue)}
+  }
+
+  public var deadLetters: Voxsync_V1_DeadLettersRequest {
+    get {
+      if case .deadLetters(let v)? = message {return v}
+      return Voxsync_V1_DeadLettersRequest()
+    }
+    set {message = .deadLetters(newValue)}
+  }
+
+  public var deadLettersOk: Voxsync_V1_DeadLettersResponse {
+    get {
+      if case .deadLettersOk(let v)? = message {return v}
+      return Voxsync_V1_DeadLettersResponse()
+    }
+    set {message = .deadLettersOk(newValue)}
+  }
+
+  public var retryDeadLetters: Voxsync_V1_RetryDeadLettersRequest {
+    get {
+      if case .retryDeadLetters(let v)? = message {return v}
+      return Voxsync_V1_RetryDeadLettersRequest()
+    }
+    set {message = .retryDeadLetters(newValue)}
+  }
+
+  public var retryDeadLettersOk: Voxsync_V1_RetryDeadLettersResponse {
+    get {
+      if case .retryDeadLettersOk(let v)? = message {return v}
+      return Voxsync_V1_RetryDeadLettersResponse()
+    }
+    set {message = .retryDeadLettersOk(newValue)}
+  }
+
   /// Internal: supervisor <-> worker control channel and worker <-> worker messages (40-69).
   public var workerReady: Voxsync_V1_WorkerReady {
     get {
@@ -455,6 +504,14 @@ public nonisolated struct Voxsync_V1_Envelope: Sendable {
     set {message = .invalidate(newValue)}
   }
 
+  public var ack: Voxsync_V1_Ack {
+    get {
+      if case .ack(let v)? = message {return v}
+      return Voxsync_V1_Ack()
+    }
+    set {message = .ack(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Message: Equatable, Sendable {
@@ -479,6 +536,13 @@ public nonisolated struct Voxsync_V1_Envelope: Sendable {
     case listOk(Voxsync_V1_ListResponse)
     case stats(Voxsync_V1_StatsRequest)
     case statsOk(Voxsync_V1_StatsResponse)
+    /// Served on the sync worker's socket (<run>/sync.sock), not the client socket.
+    case syncStatus(Voxsync_V1_SyncStatusRequest)
+    case syncStatusOk(Voxsync_V1_SyncStatusResponse)
+    case deadLetters(Voxsync_V1_DeadLettersRequest)
+    case deadLettersOk(Voxsync_V1_DeadLettersResponse)
+    case retryDeadLetters(Voxsync_V1_RetryDeadLettersRequest)
+    case retryDeadLettersOk(Voxsync_V1_RetryDeadLettersResponse)
     /// Internal: supervisor <-> worker control channel and worker <-> worker messages (40-69).
     case workerReady(Voxsync_V1_WorkerReady)
     case heartbeat(Voxsync_V1_Heartbeat)
@@ -491,6 +555,7 @@ public nonisolated struct Voxsync_V1_Envelope: Sendable {
     case prefetchList(Voxsync_V1_PrefetchList)
     case outboxNudge(Voxsync_V1_OutboxNudge)
     case invalidate(Voxsync_V1_Invalidate)
+    case ack(Voxsync_V1_Ack)
 
   }
 
@@ -1180,13 +1245,220 @@ public nonisolated struct Voxsync_V1_OutboxNudge: Sendable {
   public init() {}
 }
 
-/// Sync -> cache: these speakers changed remotely; drop or reload them.
+/// Sync -> cache: these speakers changed remotely; drop or reload them. `all`: reload every
+/// profile (sent after the sender had to drop invalidations, e.g. while the cache restarted).
 public nonisolated struct Voxsync_V1_Invalidate: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var speakerIds: [String] = []
+
+  public var all: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The answer to a worker-to-worker push (access_events, prefetch_list, outbox_nudge,
+/// invalidate, metrics_snapshot): received, nothing to say.
+public nonisolated struct Voxsync_V1_Ack: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Voxsync_V1_SyncStatusRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Voxsync_V1_SyncStatusResponse: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// false: no postgres_url, the outbox waits
+  public var remoteConfigured: Bool {
+    get {_storage._remoteConfigured}
+    set {_uniqueStorage()._remoteConfigured = newValue}
+  }
+
+  /// the URL without its password
+  public var remote: String {
+    get {_storage._remote}
+    set {_uniqueStorage()._remote = newValue}
+  }
+
+  /// closed | open | half-open
+  public var circuitState: String {
+    get {_storage._circuitState}
+    set {_uniqueStorage()._circuitState = newValue}
+  }
+
+  /// outbox rows waiting
+  public var queueSize: UInt64 {
+    get {_storage._queueSize}
+    set {_uniqueStorage()._queueSize = newValue}
+  }
+
+  public var oldestQueuedAgeSeconds: Double {
+    get {_storage._oldestQueuedAgeSeconds}
+    set {_uniqueStorage()._oldestQueuedAgeSeconds = newValue}
+  }
+
+  public var deadLetters: UInt64 {
+    get {_storage._deadLetters}
+    set {_uniqueStorage()._deadLetters = newValue}
+  }
+
+  /// PostgreSQL connections configured
+  public var poolSize: UInt32 {
+    get {_storage._poolSize}
+    set {_uniqueStorage()._poolSize = newValue}
+  }
+
+  /// connections busy / pool size, 0-1
+  public var poolLoad: Double {
+    get {_storage._poolLoad}
+    set {_uniqueStorage()._poolLoad = newValue}
+  }
+
+  /// profiles pushed since the worker started
+  public var pushedTotal: UInt64 {
+    get {_storage._pushedTotal}
+    set {_uniqueStorage()._pushedTotal = newValue}
+  }
+
+  /// multi-row upserts committed
+  public var batchesTotal: UInt64 {
+    get {_storage._batchesTotal}
+    set {_uniqueStorage()._batchesTotal = newValue}
+  }
+
+  /// failed pushes and pulls (transient and refused)
+  public var failuresTotal: UInt64 {
+    get {_storage._failuresTotal}
+    set {_uniqueStorage()._failuresTotal = newValue}
+  }
+
+  /// remote changes applied locally
+  public var pulledTotal: UInt64 {
+    get {_storage._pulledTotal}
+    set {_uniqueStorage()._pulledTotal = newValue}
+  }
+
+  public var lastPushUnixMs: Int64 {
+    get {_storage._lastPushUnixMs}
+    set {_uniqueStorage()._lastPushUnixMs = newValue}
+  }
+
+  public var lastPullUnixMs: Int64 {
+    get {_storage._lastPullUnixMs}
+    set {_uniqueStorage()._lastPullUnixMs = newValue}
+  }
+
+  public var lastError: String {
+    get {_storage._lastError}
+    set {_uniqueStorage()._lastError = newValue}
+  }
+
+  public var lastBatchSeconds: Double {
+    get {_storage._lastBatchSeconds}
+    set {_uniqueStorage()._lastBatchSeconds = newValue}
+  }
+
+  public var circuitOpenings: UInt32 {
+    get {_storage._circuitOpenings}
+    set {_uniqueStorage()._circuitOpenings = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Voxsync_V1_DeadLettersRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 1-1000; 0 means 100
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Voxsync_V1_DeadLetter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: Int64 = 0
+
+  public var speakerID: String = String()
+
+  public var version: UInt64 = 0
+
+  public var attempts: UInt32 = 0
+
+  public var error: String = String()
+
+  public var failedAtUnixMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Voxsync_V1_DeadLettersResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// oldest first
+  public var deadLetters: [Voxsync_V1_DeadLetter] = []
+
+  public var total: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Puts dead letters back in the outbox (with their attempts reset): one id, or all when 0.
+public nonisolated struct Voxsync_V1_RetryDeadLettersRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Voxsync_V1_RetryDeadLettersResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requeued: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1211,7 +1483,7 @@ nonisolated extension Voxsync_V1_WorkerRole: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Voxsync_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}hello\0\u{3}hello_ok\0\u{1}ping\0\u{1}pong\0\u{1}error\0\u{2}\u{4}put\0\u{3}put_ok\0\u{1}get\0\u{3}get_ok\0\u{1}verify\0\u{3}verify_ok\0\u{1}identify\0\u{3}identify_ok\0\u{1}delete\0\u{3}delete_ok\0\u{1}list\0\u{3}list_ok\0\u{1}stats\0\u{3}stats_ok\0\u{4}\u{11}worker_ready\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}status\0\u{3}status_ok\0\u{1}shutdown\0\u{3}metrics_snapshot\0\u{3}access_events\0\u{3}prefetch_list\0\u{3}outbox_nudge\0\u{1}invalidate\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}hello\0\u{3}hello_ok\0\u{1}ping\0\u{1}pong\0\u{1}error\0\u{2}\u{4}put\0\u{3}put_ok\0\u{1}get\0\u{3}get_ok\0\u{1}verify\0\u{3}verify_ok\0\u{1}identify\0\u{3}identify_ok\0\u{1}delete\0\u{3}delete_ok\0\u{1}list\0\u{3}list_ok\0\u{1}stats\0\u{3}stats_ok\0\u{3}sync_status\0\u{3}sync_status_ok\0\u{3}dead_letters\0\u{3}dead_letters_ok\0\u{3}retry_dead_letters\0\u{3}retry_dead_letters_ok\0\u{4}\u{b}worker_ready\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}status\0\u{3}status_ok\0\u{1}shutdown\0\u{3}metrics_snapshot\0\u{3}access_events\0\u{3}prefetch_list\0\u{3}outbox_nudge\0\u{1}invalidate\0\u{1}ack\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1467,6 +1739,84 @@ nonisolated extension Voxsync_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
           self.message = .statsOk(v)
         }
       }()
+      case 24: try {
+        var v: Voxsync_V1_SyncStatusRequest?
+        var hadOneofValue = false
+        if let current = self.message {
+          hadOneofValue = true
+          if case .syncStatus(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.message = .syncStatus(v)
+        }
+      }()
+      case 25: try {
+        var v: Voxsync_V1_SyncStatusResponse?
+        var hadOneofValue = false
+        if let current = self.message {
+          hadOneofValue = true
+          if case .syncStatusOk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.message = .syncStatusOk(v)
+        }
+      }()
+      case 26: try {
+        var v: Voxsync_V1_DeadLettersRequest?
+        var hadOneofValue = false
+        if let current = self.message {
+          hadOneofValue = true
+          if case .deadLetters(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.message = .deadLetters(v)
+        }
+      }()
+      case 27: try {
+        var v: Voxsync_V1_DeadLettersResponse?
+        var hadOneofValue = false
+        if let current = self.message {
+          hadOneofValue = true
+          if case .deadLettersOk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.message = .deadLettersOk(v)
+        }
+      }()
+      case 28: try {
+        var v: Voxsync_V1_RetryDeadLettersRequest?
+        var hadOneofValue = false
+        if let current = self.message {
+          hadOneofValue = true
+          if case .retryDeadLetters(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.message = .retryDeadLetters(v)
+        }
+      }()
+      case 29: try {
+        var v: Voxsync_V1_RetryDeadLettersResponse?
+        var hadOneofValue = false
+        if let current = self.message {
+          hadOneofValue = true
+          if case .retryDeadLettersOk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.message = .retryDeadLettersOk(v)
+        }
+      }()
       case 40: try {
         var v: Voxsync_V1_WorkerReady?
         var hadOneofValue = false
@@ -1610,6 +1960,19 @@ nonisolated extension Voxsync_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
           self.message = .invalidate(v)
         }
       }()
+      case 51: try {
+        var v: Voxsync_V1_Ack?
+        var hadOneofValue = false
+        if let current = self.message {
+          hadOneofValue = true
+          if case .ack(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.message = .ack(v)
+        }
+      }()
       default: break
       }
     }
@@ -1700,6 +2063,30 @@ nonisolated extension Voxsync_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
       guard case .statsOk(let v)? = self.message else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
     }()
+    case .syncStatus?: try {
+      guard case .syncStatus(let v)? = self.message else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+    }()
+    case .syncStatusOk?: try {
+      guard case .syncStatusOk(let v)? = self.message else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+    }()
+    case .deadLetters?: try {
+      guard case .deadLetters(let v)? = self.message else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+    }()
+    case .deadLettersOk?: try {
+      guard case .deadLettersOk(let v)? = self.message else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+    }()
+    case .retryDeadLetters?: try {
+      guard case .retryDeadLetters(let v)? = self.message else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+    }()
+    case .retryDeadLettersOk?: try {
+      guard case .retryDeadLettersOk(let v)? = self.message else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+    }()
     case .workerReady?: try {
       guard case .workerReady(let v)? = self.message else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
@@ -1743,6 +2130,10 @@ nonisolated extension Voxsync_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
     case .invalidate?: try {
       guard case .invalidate(let v)? = self.message else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
+    }()
+    case .ack?: try {
+      guard case .ack(let v)? = self.message else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
     }()
     case nil: break
     }
@@ -3222,7 +3613,7 @@ nonisolated extension Voxsync_V1_OutboxNudge: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Voxsync_V1_Invalidate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Invalidate"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}speaker_ids\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}speaker_ids\0\u{1}all\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3231,6 +3622,7 @@ nonisolated extension Voxsync_V1_Invalidate: SwiftProtobuf.Message, SwiftProtobu
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedStringField(value: &self.speakerIds) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.all) }()
       default: break
       }
     }
@@ -3240,11 +3632,411 @@ nonisolated extension Voxsync_V1_Invalidate: SwiftProtobuf.Message, SwiftProtobu
     if !self.speakerIds.isEmpty {
       try visitor.visitRepeatedStringField(value: self.speakerIds, fieldNumber: 1)
     }
+    if self.all != false {
+      try visitor.visitSingularBoolField(value: self.all, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Voxsync_V1_Invalidate, rhs: Voxsync_V1_Invalidate) -> Bool {
     if lhs.speakerIds != rhs.speakerIds {return false}
+    if lhs.all != rhs.all {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Voxsync_V1_Ack: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Ack"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Voxsync_V1_Ack, rhs: Voxsync_V1_Ack) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Voxsync_V1_SyncStatusRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SyncStatusRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Voxsync_V1_SyncStatusRequest, rhs: Voxsync_V1_SyncStatusRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Voxsync_V1_SyncStatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SyncStatusResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}remote_configured\0\u{1}remote\0\u{3}circuit_state\0\u{3}queue_size\0\u{3}oldest_queued_age_seconds\0\u{3}dead_letters\0\u{3}pool_size\0\u{3}pool_load\0\u{3}pushed_total\0\u{3}batches_total\0\u{3}failures_total\0\u{3}pulled_total\0\u{3}last_push_unix_ms\0\u{3}last_pull_unix_ms\0\u{3}last_error\0\u{3}last_batch_seconds\0\u{3}circuit_openings\0")
+
+  fileprivate class _StorageClass {
+    var _remoteConfigured: Bool = false
+    var _remote: String = String()
+    var _circuitState: String = String()
+    var _queueSize: UInt64 = 0
+    var _oldestQueuedAgeSeconds: Double = 0
+    var _deadLetters: UInt64 = 0
+    var _poolSize: UInt32 = 0
+    var _poolLoad: Double = 0
+    var _pushedTotal: UInt64 = 0
+    var _batchesTotal: UInt64 = 0
+    var _failuresTotal: UInt64 = 0
+    var _pulledTotal: UInt64 = 0
+    var _lastPushUnixMs: Int64 = 0
+    var _lastPullUnixMs: Int64 = 0
+    var _lastError: String = String()
+    var _lastBatchSeconds: Double = 0
+    var _circuitOpenings: UInt32 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _remoteConfigured = source._remoteConfigured
+      _remote = source._remote
+      _circuitState = source._circuitState
+      _queueSize = source._queueSize
+      _oldestQueuedAgeSeconds = source._oldestQueuedAgeSeconds
+      _deadLetters = source._deadLetters
+      _poolSize = source._poolSize
+      _poolLoad = source._poolLoad
+      _pushedTotal = source._pushedTotal
+      _batchesTotal = source._batchesTotal
+      _failuresTotal = source._failuresTotal
+      _pulledTotal = source._pulledTotal
+      _lastPushUnixMs = source._lastPushUnixMs
+      _lastPullUnixMs = source._lastPullUnixMs
+      _lastError = source._lastError
+      _lastBatchSeconds = source._lastBatchSeconds
+      _circuitOpenings = source._circuitOpenings
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularBoolField(value: &_storage._remoteConfigured) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._remote) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._circuitState) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._queueSize) }()
+        case 5: try { try decoder.decodeSingularDoubleField(value: &_storage._oldestQueuedAgeSeconds) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._deadLetters) }()
+        case 7: try { try decoder.decodeSingularUInt32Field(value: &_storage._poolSize) }()
+        case 8: try { try decoder.decodeSingularDoubleField(value: &_storage._poolLoad) }()
+        case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._pushedTotal) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._batchesTotal) }()
+        case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._failuresTotal) }()
+        case 12: try { try decoder.decodeSingularUInt64Field(value: &_storage._pulledTotal) }()
+        case 13: try { try decoder.decodeSingularInt64Field(value: &_storage._lastPushUnixMs) }()
+        case 14: try { try decoder.decodeSingularInt64Field(value: &_storage._lastPullUnixMs) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._lastError) }()
+        case 16: try { try decoder.decodeSingularDoubleField(value: &_storage._lastBatchSeconds) }()
+        case 17: try { try decoder.decodeSingularUInt32Field(value: &_storage._circuitOpenings) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if _storage._remoteConfigured != false {
+        try visitor.visitSingularBoolField(value: _storage._remoteConfigured, fieldNumber: 1)
+      }
+      if !_storage._remote.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._remote, fieldNumber: 2)
+      }
+      if !_storage._circuitState.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._circuitState, fieldNumber: 3)
+      }
+      if _storage._queueSize != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._queueSize, fieldNumber: 4)
+      }
+      if _storage._oldestQueuedAgeSeconds.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._oldestQueuedAgeSeconds, fieldNumber: 5)
+      }
+      if _storage._deadLetters != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._deadLetters, fieldNumber: 6)
+      }
+      if _storage._poolSize != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._poolSize, fieldNumber: 7)
+      }
+      if _storage._poolLoad.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._poolLoad, fieldNumber: 8)
+      }
+      if _storage._pushedTotal != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._pushedTotal, fieldNumber: 9)
+      }
+      if _storage._batchesTotal != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._batchesTotal, fieldNumber: 10)
+      }
+      if _storage._failuresTotal != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._failuresTotal, fieldNumber: 11)
+      }
+      if _storage._pulledTotal != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._pulledTotal, fieldNumber: 12)
+      }
+      if _storage._lastPushUnixMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._lastPushUnixMs, fieldNumber: 13)
+      }
+      if _storage._lastPullUnixMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._lastPullUnixMs, fieldNumber: 14)
+      }
+      if !_storage._lastError.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._lastError, fieldNumber: 15)
+      }
+      if _storage._lastBatchSeconds.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._lastBatchSeconds, fieldNumber: 16)
+      }
+      if _storage._circuitOpenings != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._circuitOpenings, fieldNumber: 17)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Voxsync_V1_SyncStatusResponse, rhs: Voxsync_V1_SyncStatusResponse) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._remoteConfigured != rhs_storage._remoteConfigured {return false}
+        if _storage._remote != rhs_storage._remote {return false}
+        if _storage._circuitState != rhs_storage._circuitState {return false}
+        if _storage._queueSize != rhs_storage._queueSize {return false}
+        if _storage._oldestQueuedAgeSeconds != rhs_storage._oldestQueuedAgeSeconds {return false}
+        if _storage._deadLetters != rhs_storage._deadLetters {return false}
+        if _storage._poolSize != rhs_storage._poolSize {return false}
+        if _storage._poolLoad != rhs_storage._poolLoad {return false}
+        if _storage._pushedTotal != rhs_storage._pushedTotal {return false}
+        if _storage._batchesTotal != rhs_storage._batchesTotal {return false}
+        if _storage._failuresTotal != rhs_storage._failuresTotal {return false}
+        if _storage._pulledTotal != rhs_storage._pulledTotal {return false}
+        if _storage._lastPushUnixMs != rhs_storage._lastPushUnixMs {return false}
+        if _storage._lastPullUnixMs != rhs_storage._lastPullUnixMs {return false}
+        if _storage._lastError != rhs_storage._lastError {return false}
+        if _storage._lastBatchSeconds != rhs_storage._lastBatchSeconds {return false}
+        if _storage._circuitOpenings != rhs_storage._circuitOpenings {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Voxsync_V1_DeadLettersRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeadLettersRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Voxsync_V1_DeadLettersRequest, rhs: Voxsync_V1_DeadLettersRequest) -> Bool {
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Voxsync_V1_DeadLetter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeadLetter"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}speaker_id\0\u{1}version\0\u{1}attempts\0\u{1}error\0\u{3}failed_at_unix_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.speakerID) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.attempts) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.failedAtUnixMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularInt64Field(value: self.id, fieldNumber: 1)
+    }
+    if !self.speakerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.speakerID, fieldNumber: 2)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 3)
+    }
+    if self.attempts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.attempts, fieldNumber: 4)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 5)
+    }
+    if self.failedAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.failedAtUnixMs, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Voxsync_V1_DeadLetter, rhs: Voxsync_V1_DeadLetter) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.speakerID != rhs.speakerID {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.attempts != rhs.attempts {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.failedAtUnixMs != rhs.failedAtUnixMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Voxsync_V1_DeadLettersResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeadLettersResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}dead_letters\0\u{1}total\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.deadLetters) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.total) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.deadLetters.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.deadLetters, fieldNumber: 1)
+    }
+    if self.total != 0 {
+      try visitor.visitSingularUInt64Field(value: self.total, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Voxsync_V1_DeadLettersResponse, rhs: Voxsync_V1_DeadLettersResponse) -> Bool {
+    if lhs.deadLetters != rhs.deadLetters {return false}
+    if lhs.total != rhs.total {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Voxsync_V1_RetryDeadLettersRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RetryDeadLettersRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.id) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularInt64Field(value: self.id, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Voxsync_V1_RetryDeadLettersRequest, rhs: Voxsync_V1_RetryDeadLettersRequest) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Voxsync_V1_RetryDeadLettersResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RetryDeadLettersResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}requeued\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.requeued) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requeued != 0 {
+      try visitor.visitSingularUInt64Field(value: self.requeued, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Voxsync_V1_RetryDeadLettersResponse, rhs: Voxsync_V1_RetryDeadLettersResponse) -> Bool {
+    if lhs.requeued != rhs.requeued {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

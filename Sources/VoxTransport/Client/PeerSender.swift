@@ -1,0 +1,148 @@
+import Logging
+import NIOCore
+import VoxCore
+import VoxWire
+
+/// Fire-and-forget messages from one worker to another's socket (`<run>/<role>.sock`): the
+/// cache's outbox nudges to sync, sync's invalidations to the cache, access events to prefetch.
+///
+/// Never blocks and never grows without bound: messages wait in a queue of `capacity` while the
+/// peer is down or slow, and what does not fit is dropped and counted. The connection is made
+/// lazily and remade with exponential backoff. When a message may have been lost (dropped, or
+/// in flight on a connection that broke), `afterLoss` — if given — is sent first on the next
+/// connection: for invalidations that is "reload everything", so a lost message can cost time
+/// but never leave the peer stale.
+///
+/// `@unchecked Sendable`: the mutable state is touched only on `loop`; `send` hops there.
+public final class PeerSender: @unchecked Sendable {
+    public let path: String
+    public let loop: EventLoop
+    private let clientName: String
+    private let capacity: Int
+    private let afterLoss: Envelope.OneOf_Message?
+    private let logger: Logger
+    private let backoff = ExponentialBackoff(initial: .milliseconds(50), maximum: .seconds(2))
+    private let maxInFlight = 16
+
+    private var queue = CircularBuffer<Envelope.OneOf_Message>()
+    private var connection: ClientConnection?
+    private var connecting = false
+    private var retryScheduled = false
+    private var failedConnects = 0
+    private var lostSomething = false
+    private var inFlight = 0
+    private var closed = false
+    /// Messages the peer acknowledged.
+    public private(set) var delivered: UInt64 = 0
+    /// Messages dropped (queue full) or lost with a broken connection.
+    public private(set) var dropped: UInt64 = 0
+
+    public init(path: String, clientName: String, capacity: Int = 1024, afterLoss: Envelope.OneOf_Message? = nil, loop: EventLoop, logger: Logger) {
+        precondition(capacity >= 1, "a peer sender needs room for one message")
+        self.path = path
+        self.clientName = clientName
+        self.capacity = capacity
+        self.afterLoss = afterLoss
+        self.loop = loop
+        self.logger = logger
+    }
+
+    /// Queues `message` for the peer. With `coalescing`, a message is not queued while another
+    /// is still waiting to go out (a nudge says "look", once is enough).
+    public func send(_ message: Envelope.OneOf_Message, coalescing: Bool = false) {
+        if loop.inEventLoop {
+            enqueue(message, coalescing: coalescing)
+        } else {
+            loop.execute { self.enqueue(message, coalescing: coalescing) }
+        }
+    }
+
+    /// Stops sending; what is queued is dropped.
+    public func close() {
+        loop.execute {
+            self.closed = true
+            self.queue.removeAll()
+            self.connection?.close()
+            self.connection = nil
+        }
+    }
+
+    /// `(delivered, dropped)`, read on the loop.
+    public func counters() -> EventLoopFuture<(delivered: UInt64, dropped: UInt64)> {
+        loop.submit { (self.delivered, self.dropped) }
+    }
+
+    private func enqueue(_ message: Envelope.OneOf_Message, coalescing: Bool) {
+        guard !closed else { return }
+        if coalescing, !queue.isEmpty { return }
+        guard queue.count < capacity else {
+            dropped += 1
+            lostSomething = true
+            return
+        }
+        queue.append(message)
+        pump()
+    }
+
+    private func pump() {
+        guard let connection, connection.isActive else {
+            connection = nil
+            connect()
+            return
+        }
+        while inFlight < maxInFlight, let message = queue.popFirst() {
+            inFlight += 1
+            connection.send(message, timeout: .seconds(5)).hop(to: loop).whenComplete { result in
+                self.inFlight -= 1
+                switch result {
+                case .success(let answer) where answer.message == .ack(Ack()):
+                    self.delivered += 1
+                case .success(let answer):
+                    // The peer refused it (an older build, a bug): counted, not retried.
+                    self.dropped += 1
+                    self.logger.warning("peer refused a message", metadata: ["peer": "\(self.path)", "answer": "\(answer.message?.name ?? "nothing")"])
+                case .failure:
+                    self.dropped += 1
+                    self.lostSomething = true
+                    if self.connection === connection { self.connection = nil }
+                }
+                if !self.queue.isEmpty || self.lostSomething { self.pump() }
+            }
+        }
+    }
+
+    private func connect() {
+        guard !connecting, !retryScheduled, !closed, !queue.isEmpty || lostSomething else { return }
+        connecting = true
+        let promise = loop.makePromise(of: ClientConnection.self)
+        let (path, name, loop) = (path, clientName, loop)
+        promise.completeWithTask {
+            try await ClientConnection.connect(path: path, clientName: name, handshakeTimeout: .seconds(2), group: loop)
+        }
+        promise.futureResult.whenComplete { result in
+            self.connecting = false
+            switch result {
+            case .success(let connection):
+                guard !self.closed else { return connection.close() }
+                self.connection = connection
+                self.failedConnects = 0
+                if self.lostSomething, let afterLoss = self.afterLoss {
+                    self.queue.prepend(afterLoss)
+                }
+                self.lostSomething = false
+                self.pump()
+            case .failure(let error):
+                if self.failedConnects == 0 {
+                    self.logger.debug("peer not reachable; queueing", metadata: ["peer": "\(path)", "error": "\(error)"])
+                }
+                let delay = self.backoff.delay(attempt: self.failedConnects, random: Double.random(in: 0..<1))
+                self.failedConnects += 1
+                self.retryScheduled = true
+                self.loop.scheduleTask(in: .nanoseconds(Int64(delay.seconds * 1e9))) {
+                    self.retryScheduled = false
+                    self.connect()
+                }
+            }
+        }
+    }
+}
