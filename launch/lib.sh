@@ -63,7 +63,6 @@ init_postgres_cluster() {
   if [ "$(id -u)" -eq 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
     chown postgres "$dir"
-    chmod 755 "$(dirname "$dir")"
   fi
   as_postgres initdb -D "$dir/data" -U postgres -A trust -E UTF8 >"$dir/initdb.log" 2>&1 \
     || die "initdb failed (see $dir/initdb.log)"
@@ -78,11 +77,13 @@ start_postgres_cluster() {
     start >/dev/null || die "PostgreSQL did not start (see $dir/server.log)"
 }
 
-# stop_postgres_cluster DIR : immediate stop (like a crash; fine for throwaway data).
+# stop_postgres_cluster DIR : a fast shutdown (sessions cut, every commit kept). Not
+# "immediate": with synchronous_commit=off a crash-like stop loses the last commits, which is
+# the server's promise broken on purpose, not something a client can detect.
 stop_postgres_cluster() {
   local dir="$1"
   [ -d "$dir/data" ] || return 0
-  as_postgres pg_ctl -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+  as_postgres pg_ctl -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
 }
 
 as_postgres() {
@@ -94,6 +95,7 @@ as_postgres() {
 start_postgres() {
   local dir="$1/pg" port
   port=$(( 20000 + RANDOM % 20000 ))
+  chmod 755 "$1"  # mktemp made it 0700; the postgres user must reach DIR/pg
   init_postgres_cluster "$dir"
   start_postgres_cluster "$dir" "$port"
   POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"

@@ -48,6 +48,19 @@ struct SyncIntegrationTests {
         return .get(get)
     }
 
+    /// The version a service's cache answers for `id`, or "not found".
+    static func version(_ id: String, via client: VoxClient) async -> String {
+        do {
+            guard case .getOk(let answer) = try await client.send(get(id)) else { return "no get_ok" }
+            return String(answer.profile.version)
+        } catch let error as VoxClientError {
+            if case .server(.notFound) = error.code { return "not found" }
+            return "\(error)"
+        } catch {
+            return "\(error)"
+        }
+    }
+
     static func syncStatus(_ service: ServiceProcess) async throws -> Voxsync_V1_SyncStatusResponse {
         let client = service.client(socket: service.dataDirectory + "/run/sync.sock") { $0.connectTimeout = .seconds(2) }
         defer { client.close() }
@@ -66,6 +79,14 @@ struct SyncIntegrationTests {
     static func remoteRows(_ url: PostgresURL) async throws -> [ProfileRecord] {
         let remote = RemoteStore(url: url, poolSize: 1, logger: TestPostgres.logger)
         return try await withRemote(remote) { try await remote.allRows(timeout: .seconds(30)) }.map(\.record)
+    }
+
+    /// The remote table equals the local one, field for field; a difference names its row.
+    static func expectEqual(remote: [ProfileRecord], local: [ProfileRecord], sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(remote.count == local.count, "rows: \(remote.count) remote, \(local.count) local", sourceLocation: sourceLocation)
+        if let (r, l) = zip(remote, local).first(where: { $0 != $1 }) {
+            Issue.record("first difference: remote \(r.speakerID) v\(r.version) \(r.origin) deleted=\(r.deleted) samples=\(r.samples.count) vs local \(l.speakerID) v\(l.version) \(l.origin) deleted=\(l.deleted) samples=\(l.samples.count)", sourceLocation: sourceLocation)
+        }
     }
 
     static func settings(_ url: PostgresURL, _ extra: [String] = []) -> [String] {
@@ -99,7 +120,7 @@ struct SyncIntegrationTests {
         let local = try Self.localRows(service)
         let remote = try await Self.remoteRows(url)
         #expect(local.count == 3000)
-        #expect(remote == local, "the remote table equals the local one, field for field")
+        Self.expectEqual(remote: remote, local: local)
     }
 
     @Test func postgresStoppedWritesStayLocalTheBreakerOpensAndEverythingDrainsWhenItIsBack() async throws {
@@ -132,7 +153,7 @@ struct SyncIntegrationTests {
         }
         let status = try await Self.syncStatus(service)
         #expect(status.circuitOpenings >= 1 && status.failuresTotal >= 2)
-        #expect(try await Self.remoteRows(cluster.url) == Self.localRows(service))
+        try Self.expectEqual(remote: await Self.remoteRows(cluster.url), local: Self.localRows(service))
         #expect(service.log.contains("circuit closed -> open"), "the transition is logged")
     }
 
@@ -163,22 +184,18 @@ struct SyncIntegrationTests {
         #expect(Set(remote.map(\.origin)).count == 2, "each instance won some speakers")
         // The caches took the pulled winners too: both answer every speaker with the same version.
         for record in remote {
-            let request = Self.get(record.speakerID)
-            let (answerA, answerB) = (try await clientA.send(request), try await clientB.send(request))
-            if record.deleted {
-                #expect(answerA.name == "error" && answerB.name == "error", "\(record.speakerID) is deleted everywhere")
-            } else if case .getOk(let fromA) = answerA, case .getOk(let fromB) = answerB {
-                #expect(fromA.profile.version == record.version && fromB.profile.version == record.version, "\(record.speakerID)")
-            } else {
-                Issue.record("\(record.speakerID): \(answerA.name) / \(answerB.name)")
-            }
+            let (fromA, fromB) = (await Self.version(record.speakerID, via: clientA), await Self.version(record.speakerID, via: clientB))
+            let expected = record.deleted ? "not found" : String(record.version)
+            #expect(fromA == expected && fromB == expected, "\(record.speakerID): \(fromA) / \(fromB), PostgreSQL has \(expected)")
         }
     }
 }
 
 /// A PostgreSQL cluster of the test's own, which it may stop and start (`launch/test-postgres`).
 final class PrivatePostgres: @unchecked Sendable {
-    let directory = "/tmp/vxpg-" + String(UUID().uuidString.prefix(8))
+    /// `<parent>/pg`: the parent is made searchable for the postgres user, never /tmp itself.
+    let parent = "/tmp/vxpg-" + String(UUID().uuidString.prefix(8))
+    var directory: String { parent + "/pg" }
     let port = Int.random(in: 41_000..<49_000)
     let url: PostgresURL
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -186,6 +203,7 @@ final class PrivatePostgres: @unchecked Sendable {
 
     init() throws {
         url = try PostgresURL(parsing: "postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable")
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         try run(["init", directory])
     }
 
@@ -194,17 +212,24 @@ final class PrivatePostgres: @unchecked Sendable {
 
     func destroy() {
         try? stop()
-        try? FileManager.default.removeItem(atPath: directory)
+        try? FileManager.default.removeItem(atPath: parent)
     }
 
+    /// Runs the script and waits for it with `waitpid`. (Foundation's `Process.waitUntilExit`
+    /// was seen never to return here once `pg_ctl start` had left a daemon behind: the
+    /// child stayed a zombie.)
     private func run(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [Self.script] + arguments
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw IntegrationError("launch/test-postgres \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+        let argv = ["/bin/bash", Self.script] + arguments
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/bash", nil, nil, &cArguments, environ)
+        guard spawned == 0 else { throw IntegrationError("cannot run launch/test-postgres: \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let exitCode = (status >> 8) & 0xff
+        guard status & 0x7f == 0, exitCode == 0 else {
+            throw IntegrationError("launch/test-postgres \(arguments.joined(separator: " ")) failed (status \(status))")
         }
     }
 }
