@@ -147,7 +147,9 @@ let package = Package(
         .executableTarget(
             name: "voxsync-bench",
             dependencies: [
-                "VoxClient",
+                "VoxClient", "VoxStore", "VoxSync",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 "VoxCore",
                 "VoxWire",
                 "VoxTransport",

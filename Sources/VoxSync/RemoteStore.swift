@@ -242,7 +242,8 @@ public final class RemoteStore: Sendable {
         return try await body()
     }
 
-    static func buffer(_ floats: [Float]) -> ByteBuffer {
+    /// Little-endian float32 bytes, as vectors are stored (bytea) remotely and locally.
+    public static func buffer(_ floats: [Float]) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(floats.count * 4)
         for value in floats { buffer.writeInteger(value.bitPattern, endianness: .little) }
@@ -291,14 +292,14 @@ extension Error {
         (self as? PSQLError)?.serverInfo?[.sqlState]
     }
 
-    /// A one-line description that is safe to log: PostgreSQL's own message and code, never the
-    /// query's bound values (postgres-nio's `PSQLError` description hides everything).
+    /// A one-line description that is safe to log: PostgreSQL's message and code. Never the
+    /// query's values: the server's DETAIL quotes the failing row, embeddings included, and a
+    /// voice print does not belong in a log (postgres-nio's own description hides everything).
     var syncDescription: String {
         if let error = self as? PSQLError {
             if let info = error.serverInfo {
                 let message = info[.message] ?? "error"
-                let detail = info[.detail].map { " (\($0))" } ?? ""
-                return "PostgreSQL: \(message)\(detail) [SQLSTATE \(info[.sqlState] ?? "?")]"
+                return "PostgreSQL: \(message) [SQLSTATE \(info[.sqlState] ?? "?")]"
             }
             return "PostgreSQL connection: \(error.code)"
         }

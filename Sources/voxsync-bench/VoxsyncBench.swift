@@ -7,5 +7,5 @@ struct VoxsyncBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "voxsync-bench",
         abstract: "Measure voxsync against reference tools.",
-        subcommands: [FramesBenchmark.self, PingBenchmark.self, RestartBenchmark.self])
+        subcommands: [FramesBenchmark.self, PingBenchmark.self, RestartBenchmark.self, SyncBenchmark.self])
 }

@@ -78,7 +78,7 @@ struct SyncIntegrationTests {
 
     static func remoteRows(_ url: PostgresURL) async throws -> [ProfileRecord] {
         let remote = RemoteStore(url: url, poolSize: 1, logger: TestPostgres.logger)
-        return try await withRemote(remote) { try await remote.allRows(timeout: .seconds(30)) }.map(\.record)
+        return try await remote.whileRunning { try await remote.allRows(timeout: .seconds(30)) }.map(\.record)
     }
 
     /// The remote table equals the local one, field for field; a difference names its row.
