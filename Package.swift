@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         // MARK: System libraries (Debian packages; shims re-export macros Swift cannot import)
@@ -81,6 +82,7 @@ let package = Package(
             name: "VoxCache",
             dependencies: [
                 "VoxCore", "VoxStore", "VoxWire", "VoxTransport",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -95,7 +97,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "VoxMetrics",
+            dependencies: [
+                "VoxWire", "VoxTransport",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -110,7 +125,8 @@ let package = Package(
         .target(
             name: "VoxWorker",
             dependencies: [
-                "VoxCore", "VoxWire", "VoxTransport", "VoxCache", "VoxStore", "VoxSync", "CVoxSys",
+                "VoxCore", "VoxWire", "VoxTransport", "VoxCache", "VoxStore", "VoxSync", "VoxMetrics", "CVoxSys",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,7 +138,7 @@ let package = Package(
         .executableTarget(
             name: "voxsyncd",
             dependencies: [
-                "VoxSupervisor",
+                "VoxSupervisor", "VoxMetrics",
                 "VoxWorker",
                 "VoxWire",
                 "VoxCore",
@@ -176,9 +192,14 @@ let package = Package(
             name: "VoxTransportTests",
             dependencies: [
                 "VoxTransport", "VoxWire", "VoxClient", "VoxTestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "VoxMetricsTests",
+            dependencies: ["VoxMetrics", "VoxWire", .product(name: "CoreMetrics", package: "swift-metrics")]
         ),
         .testTarget(
             name: "VoxSyncTests",

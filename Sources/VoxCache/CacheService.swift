@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
@@ -30,6 +31,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     private var commits = GroupCommitQueue<PendingPut>(maxBatch: 1024)
     private var hits: UInt64 = 0
     private var misses: UInt64 = 0
+    private let metrics = CacheMetrics()
     /// Called on `loop` after writes committed (the sync worker's nudge). Set before serving.
     public var onCommitted: (@Sendable () -> Void)?
     /// Called on `loop` for every profile read: speaker, hit (the prefetch worker's events).
@@ -84,12 +86,13 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     // MARK: Operations
 
     private func handle(_ request: Envelope.OneOf_Message) -> ServerResponse {
+        metrics.query(request)
         switch request {
-        case .put(let put): return self.put(put)
         case .get(let get):
             do { try rules.checkSpeakerID(get.speakerID) } catch { return .now(Self.answer(for: error)) }
-            return self.get(get.speakerID)
-        case .verify(let verify): return self.verify(verify)
+            return timedRead { self.get(get.speakerID) }
+        case .verify(let verify): return timedRead { self.verify(verify) }
+        case .put(let put): return self.put(put)
         case .identify(let identify): return .now(self.identify(identify))
         case .delete(let delete): return self.delete(delete.speakerID)
         case .list(let list): return self.list(list)
@@ -99,11 +102,25 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         }
     }
 
+    /// Times a read to its answer, labelled with where the answer came from.
+    private func timedRead(_ read: () -> ServerResponse) -> ServerResponse {
+        let started = NIODeadline.now()
+        let answer = read()
+        switch answer {
+        case .now:
+            metrics.readFromCache.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+        case .later(let future):
+            future.whenSuccess { _ in self.metrics.readFromSQLite.recordNanoseconds((NIODeadline.now() - started).nanoseconds) }
+        }
+        return answer
+    }
+
     /// A write waiting for its group commit.
     private struct PendingPut {
         var record: ProfileRecord
         var expectedVersion: UInt64?
         var promise: EventLoopPromise<Envelope.OneOf_Message>
+        var arrived = NIODeadline.now()
     }
 
     private func put(_ request: Voxsync_V1_PutRequest) -> ServerResponse {
@@ -135,6 +152,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
                         answer.version = stored.version
                         answer.origin = stored.origin
                         pending.promise.succeed(.putOk(answer))
+                        self.metrics.write.recordNanoseconds((NIODeadline.now() - pending.arrived).nanoseconds)
                     case .failure(let error):
                         pending.promise.succeed(Self.answer(for: error))
                     }
@@ -246,10 +264,12 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     private func lookup(_ speakerID: String) -> CachedProfile? {
         guard policy.access(speakerID), let cached = cache[speakerID] else {
             misses += 1
+            metrics.misses.increment()
             onAccess?(speakerID, false)
             return nil
         }
         hits += 1
+        metrics.hits.increment()
         onAccess?(speakerID, true)
         return cached
     }
@@ -330,6 +350,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         let cached = CachedProfile(record)
         if let evicted = policy.insert(record.speakerID) { cache[evicted] = nil }
         cache[record.speakerID] = cached
+        metrics.size.record(cache.count)
         return cached
     }
 
@@ -399,4 +420,20 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
 /// thread ever uses it after `CacheService.init`.
 private struct UncheckedStore: @unchecked Sendable {
     let store: ProfileStore
+}
+
+/// The cache worker's figures (names of DESIGN.md section 5), through swift-metrics.
+struct CacheMetrics {
+    let hits = Counter(label: "cache_hits_total")
+    let misses = Counter(label: "cache_misses_total")
+    let size = Gauge(label: "cache_size")
+    let readFromCache = Timer(label: "read_latency_seconds", dimensions: [("source", "cache")])
+    let readFromSQLite = Timer(label: "read_latency_seconds", dimensions: [("source", "sqlite")])
+    let write = Timer(label: "write_latency_seconds")
+    private let queries: [String: Counter] = Dictionary(uniqueKeysWithValues:
+        ["put", "get", "verify", "identify", "delete", "list", "stats", "other"].map { ($0, Counter(label: "queries_total", dimensions: [("type", $0)])) })
+
+    func query(_ request: Envelope.OneOf_Message) {
+        (queries[request.name] ?? queries["other"]!).increment()
+    }
 }

@@ -169,7 +169,10 @@ public final class RemoteStore: Sendable {
             WHERE (excluded.version, excluded.origin) > (p.version, p.origin)
             """
         try await withDeadline(timeout) {
-            try await self.busy { try await self.client.query(query, logger: self.logger) }
+            try await self.busy {
+                // Read to the end: the command's completion is what releases the connection.
+                for try await _ in try await self.client.query(query, logger: self.logger) {}
+            }
         }
     }
 

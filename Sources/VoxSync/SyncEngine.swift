@@ -1,4 +1,5 @@
 import Foundation
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
@@ -73,8 +74,8 @@ public actor SyncEngine {
     private var lastPull: Int64 = 0
     private var lastError = ""
     private var lastBatchSeconds = 0.0
-    /// Upsert latencies (seconds), for the sync latency histogram.
-    public private(set) var batchLatencies = LatencyHistogram()
+    /// Upsert latencies, exported as `sync_latency_seconds`.
+    private let syncLatency = Timer(label: "sync_latency_seconds")
 
     public init(
         store: SyncStore, remote: RemoteStore?, settings: SyncSettings, logger: Logger,
@@ -237,7 +238,7 @@ public actor SyncEngine {
         upsertsTotal += UInt64(upserts)
         lastPush = Self.wallMilliseconds()
         lastBatchSeconds = elapsed.seconds
-        batchLatencies.observe(elapsed.seconds)
+        syncLatency.recordNanoseconds(Int64(elapsed.seconds * 1e9))
     }
 
     // MARK: Pull
@@ -422,22 +423,4 @@ public actor SyncEngine {
 /// The store crosses to its thread inside this box; only `storeThread`'s one thread uses it.
 private struct StoreBox: @unchecked Sendable {
     let store: SyncStore
-}
-
-/// Cumulative latency buckets (seconds) in Prometheus's shape.
-public struct LatencyHistogram: Sendable, Equatable {
-    public static let bounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
-    /// One count per bound plus +Inf, not cumulative.
-    public private(set) var counts = [UInt64](repeating: 0, count: bounds.count + 1)
-    public private(set) var sum = 0.0
-    public private(set) var count: UInt64 = 0
-
-    public init() {}
-
-    public mutating func observe(_ seconds: Double) {
-        let index = Self.bounds.firstIndex { seconds <= $0 } ?? Self.bounds.count
-        counts[index] += 1
-        sum += seconds
-        count += 1
-    }
 }

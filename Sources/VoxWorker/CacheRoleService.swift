@@ -1,10 +1,12 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import VoxCache
 import VoxCore
+import VoxMetrics
 import VoxStore
 import VoxTransport
 import VoxWire
@@ -60,7 +62,7 @@ final class CacheRoleService: WorkerRoleService {
             sender: PeerSender(
                 path: configuration.workerSocketPath(.prefetch), clientName: "voxsyncd cache", capacity: 64,
                 loop: service.loop, logger: logger))
-        service.onCommitted = { nudges.send(.outboxNudge(.init()), coalescing: true) }
+        service.onCommitted = { nudges.send(.outboxNudge(.init()), policy: .coalesce) }
         service.onAccess = { speaker, hit in accessEvents.record(speaker, hit: hit) }
         self.peers.value = Peers(nudges: nudges, accessEvents: accessEvents)
         var internalConfiguration = ServerConfiguration()
@@ -157,4 +159,3 @@ final class NIOLockedValueBoxHolder<Value: Sendable>: Sendable {
     }
 }
 
-import NIOConcurrencyHelpers

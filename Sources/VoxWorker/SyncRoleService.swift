@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import VoxCore
+import VoxMetrics
 import VoxStore
 import VoxSync
 import VoxTransport
@@ -26,7 +27,10 @@ final class SyncRoleService: WorkerRoleService {
         var invalidations: PeerSender
     }
 
-    init(configuration: VoxsyncConfiguration, instanceID: String, logger: Logger) {
+    private let registry: MetricsRegistry
+
+    init(configuration: VoxsyncConfiguration, instanceID: String, registry: MetricsRegistry, logger: Logger) {
+        self.registry = registry
         self.configuration = configuration
         self.instanceID = instanceID
         self.logger = logger
@@ -76,8 +80,30 @@ final class SyncRoleService: WorkerRoleService {
         return "syncing with \(remote.url), pool \(remote.poolSize); \(queued) queued"
     }
 
+    /// Sets the sync figures the metrics worker exports (names of DESIGN.md section 5).
+    static func export(_ engine: SyncEngine, to registry: MetricsRegistry) async {
+        let status = await engine.status()
+        let deadLettered = await engine.deadLetteredTotal
+        registry.setCounter("syncs_total", [("status", "success")], to: Double(status.pushedTotal))
+        registry.setCounter("syncs_total", [("status", "failed")], to: Double(status.failuresTotal))
+        registry.setCounter("syncs_total", [("status", "dead_letter")], to: Double(deadLettered))
+        registry.setCounter("pulled_total", to: Double(status.pulledTotal))
+        registry.setGauge("queue_size", to: Double(status.queueSize))
+        registry.setGauge("queue_oldest_age_seconds", to: status.oldestQueuedAgeSeconds)
+        registry.setGauge("dead_letters", to: Double(status.deadLetters))
+        registry.setGauge("connection_pool_size", to: Double(status.poolSize))
+        registry.setGauge("connection_pool_load", to: status.poolLoad)
+        let phase: CircuitBreaker<ContinuousClock.Instant>.Phase = switch status.circuitState {
+        case "open": .open
+        case "half-open": .halfOpen
+        default: .closed
+        }
+        registry.setGauge("circuit_state", to: Double(phase.rawValue))
+    }
+
     func run() async throws {
         guard let parts = parts.value else { return }
+        let registry = self.registry
         let stopping = NIOLockedValueBox(false)
         let deadline = configuration.shutdownTimeout * 0.5
         await withGracefulShutdownHandler {
@@ -87,6 +113,7 @@ final class SyncRoleService: WorkerRoleService {
                 }
                 while !stopping.withLockedValue({ $0 }) {
                     let delay = await parts.engine.cycle()
+                    await Self.export(parts.engine, to: registry)
                     if stopping.withLockedValue({ $0 }) { break }
                     await parts.wakeup.wait(upTo: delay)
                 }

@@ -4,7 +4,9 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import CoreMetrics
 import VoxCore
+import VoxMetrics
 import VoxTransport
 import VoxWire
 
@@ -36,8 +38,19 @@ public enum WorkerMain {
             exit(70)
         }
 
+        // Every process keeps its figures in one registry behind swift-metrics; all but the
+        // metrics worker (which renders its own registry directly) report it once a second.
+        let metrics = MetricsRegistry()
+        MetricsSystem.bootstrap(VoxMetricsFactory(registry: metrics))
+        if role != .metrics {
+            MetricsReporter(
+                registry: metrics, role: WorkerRole(role), metricsSocket: configuration.workerSocketPath(.metrics),
+                loop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger
+            ).start()
+        }
+
         let log = logger
-        let service = try makeService(role: role, configuration: configuration, environment: environment, logger: logger)
+        let service = try makeService(role: role, configuration: configuration, environment: environment, metrics: metrics, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm],
@@ -66,7 +79,9 @@ public enum WorkerMain {
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
     }
 
-    private static func makeService(role: ServiceRole, configuration: VoxsyncConfiguration, environment: [String: String], logger: Logger) throws -> any WorkerRoleService {
+    private static func makeService(
+        role: ServiceRole, configuration: VoxsyncConfiguration, environment: [String: String], metrics: MetricsRegistry, logger: Logger
+    ) throws -> any WorkerRoleService {
         switch role {
         case .cache:
             guard let text = environment["VOXSYNC_LISTEN_FD"], let fd = CInt(text) else {
@@ -74,9 +89,9 @@ public enum WorkerMain {
             }
             return CacheRoleService(configuration: configuration, listenDescriptor: fd, instanceID: instanceID(configuration), logger: logger)
         case .sync:
-            return SyncRoleService(configuration: configuration, instanceID: instanceID(configuration), logger: logger)
+            return SyncRoleService(configuration: configuration, instanceID: instanceID(configuration), registry: metrics, logger: logger)
         case .metrics:
-            return IdleRoleService(detail: "Prometheus/Redis export not built yet")
+            return MetricsRoleService(configuration: configuration, instanceID: instanceID(configuration), registry: metrics, logger: logger)
         case .prefetch:
             return IdleRoleService(detail: "access-pattern learning not built yet")
         }

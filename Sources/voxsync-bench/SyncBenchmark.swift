@@ -70,6 +70,7 @@ struct SyncBenchmark: AsyncParsableCommand {
             }
             await engine.shutdown()
             guard !report.interrupted else { throw ValidationError("the drain was interrupted; see the log above") }
+            FileHandle.standardError.write(Data("batch \(batchSize): \(report.pushed) profiles in \(format(seconds, decimals: 2)) s, \(report.upserts) upserts\n".utf8))
             let count = try await countRows(url, logger: logger)
             table.add("voxsync sync engine (UNNEST upsert)", String(batchSize), String(report.pushed), format(seconds, decimals: 2),
                       format(Double(report.pushed) / seconds), String(count))
@@ -125,7 +126,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         text.reserveCapacity(rows.count * (dimension * 8 + 100))
         for row in rows {
             let embedding = RemoteStore.buffer(row.embedding).readableBytesView.map { String(format: "%02x", $0) }.joined()
-            text += "\(row.speakerID),\\x\(embedding),\\x,\(row.threshold),,\(Int64(bitPattern: row.version)),\(row.origin),\(row.updatedAt),false,\(dimension)\n"
+            text += "\(row.speakerID),\\x\(embedding),\\x,\(row.threshold),\"\",\(Int64(bitPattern: row.version)),\(row.origin),\(row.updatedAt),false,\(dimension)\n"
         }
         try text.write(toFile: path, atomically: false, encoding: .utf8)
     }

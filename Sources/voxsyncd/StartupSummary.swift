@@ -25,7 +25,7 @@ enum StartupSummary {
         row("cache size", "\(configuration.cacheCapacity) profiles, \(configuration.embeddingDimension)-dim embeddings")
         row("PostgreSQL", configuration.postgresURL.map { ConfigurationLoader.redacted($0) } ?? "not configured (postgres_url / VOXSYNC_POSTGRES_URL); the store stays local")
         row("Redis", configuration.redisURL.map { ConfigurationLoader.redacted($0) } ?? "not configured (redis_url / VOXSYNC_REDIS_URL)")
-        row("Prometheus", configuration.metricsAddress.isEmpty ? "disabled" : "http://\(configuration.metricsAddress)/metrics (exporter not built yet)")
+        row("Prometheus", configuration.metricsAddress.isEmpty ? "disabled" : "http://\(configuration.metricsAddress)/metrics")
         return lines.joined(separator: "\n")
     }
 }

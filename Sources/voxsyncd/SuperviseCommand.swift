@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import VoxCore
+import VoxMetrics
 import VoxSupervisor
 import VoxTransport
 import VoxWire
@@ -80,6 +81,22 @@ struct SuperviseCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let supervisor = Supervisor(configuration: configuration, listenDescriptor: listenDescriptor, loop: group.next(), logger: logger)
         ChildReaper { pid, reason in supervisor.childExited(pid: pid, reason: reason) }.start()
+        // The supervisor's own figures: each worker's state and restarts, read from its state
+        // machine once a second and sent to the metrics worker like any process's.
+        let metrics = MetricsRegistry()
+        let reporter = MetricsReporter(
+            registry: metrics, role: .supervisor, metricsSocket: configuration.workerSocketPath(.metrics),
+            loop: supervisor.loop, logger: logger)
+        supervisor.loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { _ in
+            supervisor.status().whenSuccess { status in
+                for worker in status.workers {
+                    let labels = [("worker", worker.role.serviceRole?.rawValue ?? "unknown")]
+                    metrics.setGauge("worker_up", labels, to: worker.state == "ready" ? 1 : 0)
+                    metrics.setCounter("worker_restarts_total", labels, to: Double(worker.restarts))
+                }
+            }
+        }
+        reporter.start()
 
         let service = SupervisorService(supervisor: supervisor, group: group, listenDescriptor: listenDescriptor,
                                         configuration: configuration, instanceID: instanceID, started: started, lock: lock)

@@ -79,6 +79,18 @@ public enum ConfigurationKeys {
             },
             render: { $0.metricsAddress }),
         ConfigurationKey(
+            name: "metrics_namespace", help: "Prefix of every metric name; jarvis gives the original system's names.",
+            parse: { (text, config) throws(ConfigurationError) in
+                let valid = !text.isEmpty && text.utf8.count <= 64 && text.unicodeScalars.enumerated().allSatisfy { index, scalar in
+                    scalar.isASCII && (scalar.properties.isAlphabetic || scalar == "_" || (index > 0 && ("0"..."9").contains(scalar)))
+                }
+                guard valid else {
+                    throw ConfigurationError("metrics_namespace must be letters, digits and _ (not starting with a digit), at most 64; got '\(text)'")
+                }
+                config.metricsNamespace = text
+            },
+            render: { $0.metricsNamespace }),
+        ConfigurationKey(
             name: "crash_at_start", help: "Testing only: this worker role exits with code 70 as soon as it starts.",
             parse: { (text, config) throws(ConfigurationError) in
                 guard let role = ServiceRole(rawValue: text) else {

@@ -49,6 +49,9 @@ public struct VoxsyncConfiguration: Sendable, Equatable {
     public var redisURL: String?
     /// Prometheus endpoint; empty disables it.
     public var metricsAddress = "127.0.0.1:9090"
+    /// Prefix of every metric name (`voxsync_cache_hits_total`); `jarvis` gives the original
+    /// system's names.
+    public var metricsNamespace = "voxsync"
     /// Fault injection for tests: a worker role that exits with code 70 right after it starts.
     public var crashAtStart: ServiceRole?
 

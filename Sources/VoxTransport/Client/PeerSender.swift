@@ -47,13 +47,22 @@ public final class PeerSender: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Queues `message` for the peer. With `coalescing`, a message is not queued while another
-    /// is still waiting to go out (a nudge says "look", once is enough).
-    public func send(_ message: Envelope.OneOf_Message, coalescing: Bool = false) {
+    /// How a message joins the queue.
+    public enum QueuePolicy: Sendable {
+        /// At the end; dropped (and counted) when the queue is full.
+        case append
+        /// Not at all while another message waits to go out: a nudge says "look", once is enough.
+        case coalesce
+        /// In place of whatever waits: a cumulative snapshot makes the older ones useless.
+        case replace
+    }
+
+    /// Queues `message` for the peer.
+    public func send(_ message: Envelope.OneOf_Message, policy: QueuePolicy = .append) {
         if loop.inEventLoop {
-            enqueue(message, coalescing: coalescing)
+            enqueue(message, policy: policy)
         } else {
-            loop.execute { self.enqueue(message, coalescing: coalescing) }
+            loop.execute { self.enqueue(message, policy: policy) }
         }
     }
 
@@ -72,9 +81,13 @@ public final class PeerSender: @unchecked Sendable {
         loop.submit { (self.delivered, self.dropped) }
     }
 
-    private func enqueue(_ message: Envelope.OneOf_Message, coalescing: Bool) {
+    private func enqueue(_ message: Envelope.OneOf_Message, policy: QueuePolicy) {
         guard !closed else { return }
-        if coalescing, !queue.isEmpty { return }
+        switch policy {
+        case .append: break
+        case .coalesce: if !queue.isEmpty { return }
+        case .replace: queue.removeAll(keepingCapacity: true)
+        }
         guard queue.count < capacity else {
             dropped += 1
             lostSomething = true

@@ -162,6 +162,9 @@ public nonisolated enum Voxsync_V1_WorkerRole: SwiftProtobuf.Enum, Swift.CaseIte
   case sync // = 2
   case metrics // = 3
   case prefetch // = 4
+
+  /// the supervisor itself, in metrics snapshots
+  case supervisor // = 5
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -175,6 +178,7 @@ public nonisolated enum Voxsync_V1_WorkerRole: SwiftProtobuf.Enum, Swift.CaseIte
     case 2: self = .sync
     case 3: self = .metrics
     case 4: self = .prefetch
+    case 5: self = .supervisor
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -186,6 +190,7 @@ public nonisolated enum Voxsync_V1_WorkerRole: SwiftProtobuf.Enum, Swift.CaseIte
     case .sync: return 2
     case .metrics: return 3
     case .prefetch: return 4
+    case .supervisor: return 5
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -197,6 +202,7 @@ public nonisolated enum Voxsync_V1_WorkerRole: SwiftProtobuf.Enum, Swift.CaseIte
     .sync,
     .metrics,
     .prefetch,
+    .supervisor,
   ]
 
 }
@@ -1478,7 +1484,7 @@ nonisolated extension Voxsync_V1_Source: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Voxsync_V1_WorkerRole: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0WORKER_ROLE_UNSPECIFIED\0\u{1}WORKER_ROLE_CACHE\0\u{1}WORKER_ROLE_SYNC\0\u{1}WORKER_ROLE_METRICS\0\u{1}WORKER_ROLE_PREFETCH\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0WORKER_ROLE_UNSPECIFIED\0\u{1}WORKER_ROLE_CACHE\0\u{1}WORKER_ROLE_SYNC\0\u{1}WORKER_ROLE_METRICS\0\u{1}WORKER_ROLE_PREFETCH\0\u{1}WORKER_ROLE_SUPERVISOR\0")
 }
 
 nonisolated extension Voxsync_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

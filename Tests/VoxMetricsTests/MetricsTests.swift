@@ -1,0 +1,94 @@
+import CoreMetrics
+import Testing
+import VoxMetrics
+import VoxWire
+
+@Suite struct MetricsRegistryTests {
+    @Test func swiftMetricsCallsLandInTheSnapshot() {
+        let registry = MetricsRegistry()
+        let factory = VoxMetricsFactory(registry: registry)
+        let hits = Counter(label: "cache_hits_total", factory: factory)
+        hits.increment()
+        hits.increment(by: 4)
+        Counter(label: "cache_hits_total", factory: factory).increment()  // the same series
+        Gauge(label: "cache_size", factory: factory).record(42)
+        let timer = Timer(label: "read_latency_seconds", dimensions: [("source", "cache")], factory: factory)
+        timer.recordNanoseconds(3_000)        // 3 µs
+        timer.recordNanoseconds(2_000_000)    // 2 ms
+        timer.recordNanoseconds(20_000_000_000)  // 20 s: past the last bound
+
+        let snapshot = registry.snapshot(role: .cache, pid: 7, takenAt: 1)
+        #expect(snapshot.counters.map(\.name) == ["cache_hits_total"] && snapshot.counters[0].value == 6)
+        #expect(snapshot.gauges.map(\.value) == [42])
+        let histogram = snapshot.histograms[0]
+        #expect(histogram.labels.map(\.value) == ["cache"] && histogram.count == 3)
+        #expect(histogram.bucketCounts.first == 1, "3 µs falls in the first bucket (5 µs)")
+        #expect(histogram.bucketCounts[histogram.upperBounds.firstIndex(of: 0.0025)!] == 2, "2 ms by 2.5 ms")
+        #expect(histogram.bucketCounts.last == 3, "+Inf holds everything")
+        #expect(abs(histogram.sum - 20.002003) < 1e-9)
+        #expect(SnapshotRules.problem(in: snapshot) == nil)
+    }
+}
+
+@Suite struct PrometheusExpositionTests {
+    func snapshot(_ role: WorkerRole, hits: Double, restarts: Double? = nil) -> Voxsync_V1_MetricsSnapshot {
+        let registry = MetricsRegistry()
+        registry.setCounter("cache_hits_total", to: hits)
+        registry.setGauge("worker_up", [("worker", "cache")], to: 1)
+        if let restarts { registry.setCounter("worker_restarts_total", [("worker", "sync \"x\"\n")], to: restarts) }
+        Timer(label: "write_latency_seconds", factory: VoxMetricsFactory(registry: registry)).recordNanoseconds(1_000_000)
+        return registry.snapshot(role: role, pid: 1, takenAt: 0)
+    }
+
+    @Test func rendersTextFormatWithTheNamespaceSummingAcrossProcesses() {
+        let text = PrometheusExposition.render([snapshot(.cache, hits: 5), snapshot(.sync, hits: 2, restarts: 3)], namespace: "jarvis")
+        #expect(text.contains("# HELP jarvis_cache_hits_total Profile reads answered from memory.\n# TYPE jarvis_cache_hits_total counter\njarvis_cache_hits_total 7\n"))
+        #expect(text.contains("jarvis_worker_up{worker=\"cache\"} 2\n"))
+        #expect(text.contains("jarvis_worker_restarts_total{worker=\"sync \\\"x\\\"\\n\"} 3\n"), "label values escaped")
+        #expect(text.contains("# TYPE jarvis_write_latency_seconds histogram\n"))
+        #expect(text.contains("jarvis_write_latency_seconds_bucket{le=\"0.001\"} 2\n"))
+        #expect(text.contains("jarvis_write_latency_seconds_bucket{le=\"+Inf\"} 2\n"))
+        #expect(text.contains("jarvis_write_latency_seconds_count 2\n"))
+        #expect(!text.contains("# EOF"))
+    }
+
+    @Test func openMetricsNamesCounterFamiliesWithoutTotalAndEnds() {
+        let text = PrometheusExposition.render([snapshot(.cache, hits: 1)], namespace: "voxsync", format: .openMetrics)
+        #expect(text.contains("# TYPE voxsync_cache_hits counter\nvoxsync_cache_hits_total 1\n"))
+        #expect(text.hasSuffix("# EOF\n"))
+        #expect(PrometheusExposition.Format(accept: "application/openmetrics-text; version=1.0.0,text/plain;q=0.5") == .openMetrics)
+        #expect(PrometheusExposition.Format(accept: "text/plain") == .text)
+    }
+}
+
+@Suite struct SnapshotRulesTests {
+    @Test func refusesWhatWouldBreakOrBloatTheExposition() {
+        var bad = Voxsync_V1_MetricsSnapshot()
+        bad.role = .cache
+        var counter = Voxsync_V1_CounterSample()
+        counter.name = "bad name{"
+        bad.counters = [counter]
+        #expect(SnapshotRules.problem(in: bad)?.contains("metric name") == true)
+
+        bad.counters = []
+        var histogram = Voxsync_V1_HistogramSample()
+        histogram.name = "h"
+        histogram.upperBounds = [1, 0.5]
+        histogram.bucketCounts = [1, 1, 1]
+        histogram.count = 1
+        bad.histograms = [histogram]
+        #expect(SnapshotRules.problem(in: bad)?.contains("ascending") == true)
+
+        bad.histograms = []
+        bad.role = .metrics
+        #expect(SnapshotRules.problem(in: bad)?.contains("role") == true)
+
+        bad.role = .sync
+        bad.gauges = (0...SnapshotRules.maxSamples).map { index in
+            var gauge = Voxsync_V1_GaugeSample()
+            gauge.name = "g\(index)"
+            return gauge
+        }
+        #expect(SnapshotRules.problem(in: bad)?.contains("at most") == true)
+    }
+}

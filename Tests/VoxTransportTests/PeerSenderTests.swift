@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Testing
+import VoxTransport
+import VoxWire
+
+/// Worker-to-worker pushes over a real socket: queued while the peer is down, delivered when
+/// it comes up, bounded, and followed by the `afterLoss` message when something was dropped.
+@Suite struct PeerSenderTests {
+    /// Records what arrives and acknowledges it, as a worker's internal socket does.
+    final class Recorder: ServerResponder {
+        private let received = NIOLockedValueBox<[Envelope.OneOf_Message]>([])
+        var messages: [Envelope.OneOf_Message] { received.withLockedValue { $0 } }
+
+        func respond(to request: Envelope.OneOf_Message, connection: ConnectionInfo) -> ServerResponse {
+            received.withLockedValue { $0.append(request) }
+            return .now(.ack(Ack()))
+        }
+    }
+
+    static func invalidate(_ ids: String...) -> Envelope.OneOf_Message {
+        var message = Voxsync_V1_Invalidate()
+        message.speakerIds = ids
+        return .invalidate(message)
+    }
+
+    static var all: Envelope.OneOf_Message {
+        var message = Voxsync_V1_Invalidate()
+        message.all = true
+        return .invalidate(message)
+    }
+
+    static func serve(_ path: String, _ recorder: Recorder) async throws -> UnixSocketServer {
+        var configuration = ServerConfiguration()
+        configuration.acceptsInternalMessages = true
+        return try await UnixSocketServer.bind(path: path, identity: testIdentity, configuration: configuration, responder: recorder)
+    }
+
+    static func waitFor(_ what: String, _ condition: () -> Bool) async throws {
+        for _ in 0..<500 {
+            if condition() { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("timed out waiting for \(what)")
+    }
+
+    @Test func messagesSentWhileThePeerIsDownArriveWhenItComesUp() async throws {
+        let path = temporarySocketPath()
+        let sender = PeerSender(path: path, clientName: "test", capacity: 8, afterLoss: Self.all,
+                                loop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test"))
+        defer { sender.close() }
+        sender.send(Self.invalidate("a"))
+        sender.send(Self.invalidate("b"))
+        try await Task.sleep(for: .milliseconds(100))  // a few failed connection attempts
+        let recorder = Recorder()
+        let server = try await Self.serve(path, recorder)
+        try await Self.waitFor("both messages") { recorder.messages.count == 2 }
+        #expect(recorder.messages == [Self.invalidate("a"), Self.invalidate("b")], "in order, and no afterLoss: nothing was lost")
+        let counters = try await sender.counters().get()
+        #expect(counters.delivered == 2 && counters.dropped == 0)
+        await server.shutdown()
+    }
+
+    @Test func whatDoesNotFitIsDroppedAndCountedAndAfterLossGoesFirst() async throws {
+        let path = temporarySocketPath()
+        let sender = PeerSender(path: path, clientName: "test", capacity: 2, afterLoss: Self.all,
+                                loop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test"))
+        defer { sender.close() }
+        for id in ["a", "b", "c", "d"] { sender.send(Self.invalidate(id)) }
+        let dropped = try await sender.counters().get().dropped
+        #expect(dropped == 2, "the queue holds 2; the sender never blocks and never grows")
+        let recorder = Recorder()
+        let server = try await Self.serve(path, recorder)
+        try await Self.waitFor("the messages") { recorder.messages.count == 3 }
+        #expect(recorder.messages == [Self.all, Self.invalidate("a"), Self.invalidate("b")],
+                "the peer first hears 'reload everything', so the dropped ones cost time, not correctness")
+        await server.shutdown()
+    }
+
+    @Test func coalescingKeepsOneNudgeWaiting() async throws {
+        let path = temporarySocketPath()
+        let sender = PeerSender(path: path, clientName: "test", capacity: 1,
+                                loop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test"))
+        defer { sender.close() }
+        for _ in 0..<100 { sender.send(.outboxNudge(.init()), policy: .coalesce) }
+        #expect(try await sender.counters().get().dropped == 0, "coalesced nudges are not losses")
+        let recorder = Recorder()
+        let server = try await Self.serve(path, recorder)
+        try await Self.waitFor("the nudge") { recorder.messages.count == 1 }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(recorder.messages.count == 1)
+        await server.shutdown()
+    }
+}
