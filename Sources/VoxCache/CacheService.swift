@@ -16,6 +16,17 @@ import VoxWire
 /// arrive while a commit runs share the next transaction (group commit): one fsync
 /// acknowledges all of them.
 ///
+/// Each embedding is held once, in the matrix; a cache entry holds the rest of its profile
+/// (samples, threshold, metadata, version). Identify runs on the event loop too: a scan of
+/// 100 000 × 192 takes about a millisecond (see the README's benchmarks), and moving it to
+/// another thread would need a second copy of the matrix (or locking it) on a machine whose
+/// two cores are already busy with the client and the store; a verify that arrives during a
+/// scan waits for it.
+///
+/// Access times: the speakers served are noted in memory (`AccessLog`) and written to the
+/// store's `last_access` every `accessFlushInterval` in one transaction, so that a restart
+/// preloads the most recently used profiles first.
+///
 /// `@unchecked Sendable`: the mutable members are touched only on `loop` (every entry point
 /// hops there), and `store` only on the single thread of `storeThread`.
 public final class CacheService: ServerResponder, @unchecked Sendable {
@@ -30,35 +41,41 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     private var commits = GroupCommitQueue<PendingPut>(maxBatch: 1024)
     private var hits: UInt64 = 0
     private var misses: UInt64 = 0
+    /// How long a commit waits for the writers of the last batch to write again (see
+    /// `GroupCommitQueue`); a fraction of an fsync.
+    private let commitHold: TimeAmount
+    private var accessed = AccessLog()
+    private var accessFlush: RepeatedTask?
 
     /// Opens (or creates) the store and preloads it: every live embedding into the identify
-    /// matrix, the most recently updated profiles into the cache up to its capacity.
-    public init(configuration: StoreConfiguration, cacheCapacity: Int, defaultThreshold: Float = 0.25, loop: EventLoop) throws {
+    /// matrix, the most recently used profiles into the cache up to its capacity.
+    public init(
+        configuration: StoreConfiguration, cacheCapacity: Int, defaultThreshold: Float = 0.25,
+        accessFlushInterval: TimeAmount = .seconds(5), commitHold: TimeAmount = .microseconds(500), loop: EventLoop
+    ) throws {
         self.loop = loop
+        self.commitHold = commitHold
         self.store = try ProfileStore(configuration: configuration)
         self.rules = store.rules
         self.defaultThreshold = defaultThreshold
-        self.matrix = EmbeddingMatrix(dimension: configuration.dimension)
-        self.policy = SieveCachePolicy(capacity: cacheCapacity)
+        let preloaded = try Self.preload(store, cacheCapacity: cacheCapacity)
+        self.matrix = preloaded.matrix
+        self.cache = preloaded.cache
+        self.policy = preloaded.policy
         self.storeThread = NIOThreadPool(numberOfThreads: 1)
-        var matrix = self.matrix
-        var cache: [String: CachedProfile] = [:]
-        var policy = self.policy
-        try store.forEachLive { record in
-            matrix.upsert(record.speakerID, embedding: record.embedding)
-            if policy.count < policy.capacity {
-                policy.insert(record.speakerID)
-                cache[record.speakerID] = CachedProfile(record)
-            }
-        }
-        self.matrix = matrix
-        self.cache = cache
-        self.policy = policy
         storeThread.start()
+        accessFlush = loop.scheduleRepeatedTask(initialDelay: accessFlushInterval, delay: accessFlushInterval) { _ in
+            self.flushAccesses()
+        }
     }
 
-    /// Stops the store's thread (after the server has stopped sending requests).
+    /// Writes the access times noted so far, then stops the store's thread (after the server
+    /// has stopped sending requests).
     public func shutdown() async throws {
+        try? await loop.flatSubmit {
+            self.accessFlush?.cancel()
+            return self.flushAccesses()
+        }.get()
         try await storeThread.shutdownGracefully()
     }
 
@@ -110,7 +127,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         let pending = PendingPut(
             record: record, expectedVersion: request.hasExpectedVersion ? request.expectedVersion : nil,
             promise: loop.makePromise())
-        if let batch = commits.enqueue(pending) { commit(batch) }
+        run(commits.enqueue(pending))
         return .later(pending.promise.futureResult)
     }
 
@@ -125,7 +142,6 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
                 for (pending, result) in zip(batch, results) {
                     switch result {
                     case .success(let stored):
-                        self.matrix.upsert(stored.speakerID, embedding: stored.embedding)
                         self.admit(stored)
                         var answer = Voxsync_V1_PutResponse()
                         answer.version = stored.version
@@ -138,17 +154,30 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             case .failure(let error):
                 for pending in batch { pending.promise.succeed(Self.answer(for: error)) }
             }
-            if let next = self.commits.batchFinished() { self.commit(next) }
+            self.run(self.commits.batchFinished())
+        }
+    }
+
+    /// Carries out a group-commit decision.
+    private func run(_ action: GroupCommitQueue<PendingPut>.Action) {
+        switch action {
+        case .none:
+            break
+        case .startBatch(let batch):
+            commit(batch)
+        case .armHoldTimer(let id):
+            loop.scheduleTask(in: commitHold) { self.run(self.commits.holdTimedOut(id: id)) }
         }
     }
 
     private func get(_ speakerID: String) -> ServerResponse {
-        if let cached = lookup(speakerID) {
-            return .now(.getOk(Self.getResponse(cached.record, source: .cache)))
+        if let cached = lookup(speakerID), let embedding = matrix.embedding(of: speakerID) {
+            return .now(.getOk(Self.getResponse(cached.record(embedding: embedding), source: .cache)))
         }
-        return .later(load(speakerID).map { cached in
-            guard let cached else { return Self.notFound(speakerID) }
-            return .getOk(Self.getResponse(cached.record, source: .sqlite))
+        return .later(onStore { store in try store.get(speakerID) }.map { record in
+            guard let record else { return Self.notFound(speakerID) }
+            self.admit(record)
+            return .getOk(Self.getResponse(record, source: .sqlite))
         }.flatMapErrorThrowing(Self.answer(for:)))
     }
 
@@ -160,12 +189,14 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             return .now(Self.answer(for: error))
         }
         let probe = VectorMath.normalized(request.probe.values)
-        if let cached = lookup(request.speakerID) {
-            return .now(verdict(cached, probe: probe, source: .cache))
+        if let cached = lookup(request.speakerID), let answer = verdict(cached, probe: probe, source: .cache) {
+            return .now(answer)
         }
-        return .later(load(request.speakerID).map { cached in
-            guard let cached else { return Self.notFound(request.speakerID) }
-            return self.verdict(cached, probe: probe, source: .sqlite)
+        return .later(onStore { store in try store.get(request.speakerID) }.map { record in
+            guard let record, let answer = self.verdict(self.admit(record), probe: probe, source: .sqlite) else {
+                return Self.notFound(request.speakerID)
+            }
+            return answer
         }.flatMapErrorThrowing(Self.answer(for:)))
     }
 
@@ -237,7 +268,9 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
 
     // MARK: Cache
 
+    /// The cached profile of `speakerID`, counted as a hit or a miss and noted as accessed.
     private func lookup(_ speakerID: String) -> CachedProfile? {
+        accessed.record(speakerID)
         guard policy.access(speakerID), let cached = cache[speakerID] else {
             misses += 1
             return nil
@@ -246,29 +279,37 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         return cached
     }
 
-    /// Reads a profile the cache does not hold, and admits it.
-    private func load(_ speakerID: String) -> EventLoopFuture<CachedProfile?> {
-        onStore { store in try store.get(speakerID) }.map { record in
-            guard let record else { return nil }
-            return self.admit(record)
-        }
-    }
-
+    /// Puts a live record read from or just written to the store into the matrix and the
+    /// cache (evicting by SIEVE when full).
     @discardableResult
     private func admit(_ record: ProfileRecord) -> CachedProfile {
+        matrix.upsert(record.speakerID, embedding: record.embedding)
         let cached = CachedProfile(record)
         if let evicted = policy.insert(record.speakerID) { cache[evicted] = nil }
         cache[record.speakerID] = cached
         return cached
     }
 
-    private func verdict(_ cached: CachedProfile, probe: [Float], source: Voxsync_V1_Source) -> Envelope.OneOf_Message {
+    /// The verify answer; nil if the matrix has no embedding for the speaker (it always has
+    /// one for a cached profile, but a miss is the safe answer should that ever break).
+    private func verdict(_ cached: CachedProfile, probe: [Float], source: Voxsync_V1_Source) -> Envelope.OneOf_Message? {
+        guard let cosine = matrix.cosine(of: cached.speakerID, unitProbe: probe) else { return nil }
         var answer = Voxsync_V1_VerifyResponse()
-        answer.score = cached.score(unitProbe: probe)
-        answer.threshold = cached.record.threshold == 0 ? defaultThreshold : cached.record.threshold
+        answer.score = cached.score(unitProbe: probe, embeddingCosine: cosine)
+        answer.threshold = cached.threshold == 0 ? defaultThreshold : cached.threshold
         answer.accepted = answer.score >= answer.threshold
         answer.source = source
         return .verifyOk(answer)
+    }
+
+    /// Writes the access times noted since the last flush, all stamped now (advisory: a
+    /// failure only costs preload quality, so it is not retried).
+    @discardableResult
+    private func flushAccesses() -> EventLoopFuture<Void> {
+        guard accessed.count > 0 else { return loop.makeSucceededVoidFuture() }
+        let now = Self.nowMilliseconds()
+        let accesses = accessed.drain().map { (speakerID: $0, at: now) }
+        return onStore { store in try store.recordAccess(accesses) }
     }
 
     /// Runs `body` on the store's thread; the future completes on `loop`.

@@ -1,0 +1,53 @@
+import VoxCore
+import VoxStore
+
+extension CacheService {
+    /// What a start-up preload builds before the worker reports ready.
+    struct Preloaded {
+        var matrix: EmbeddingMatrix
+        var cache: [String: CachedProfile]
+        var policy: SieveCachePolicy<String>
+    }
+
+    /// One pass over the live rows in key order: every embedding goes straight from SQLite's
+    /// blob into the matrix (no array per row); the records are decoded, and the most recently
+    /// used up to `cacheCapacity` (`PreloadOrder`) are admitted, coldest first. When the store
+    /// holds more profiles than the cache, the records beyond capacity are decoded and dropped
+    /// again — a passing cost at start, and none when everything fits, as by default.
+    static func preload(_ store: ProfileStore, cacheCapacity: Int) throws -> Preloaded {
+        let dimension = store.configuration.dimension
+        var matrix = EmbeddingMatrix(dimension: dimension)
+        let bound = try store.profileCountBound()
+        matrix.reserveCapacity(bound)
+        var profiles: [CachedProfile] = []
+        var candidates: [PreloadOrder.Candidate] = []
+        profiles.reserveCapacity(bound)
+        candidates.reserveCapacity(bound)
+        // Every row names its writing instance; there are only a few, so each row shares one
+        // string instead of holding a copy of its own (6 MiB at 100 000 rows).
+        var origins: [String: String] = [:]
+        try withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { scratch in
+            try store.forEachLive { row throws(StoreError) in
+                var record = try row.record(embedding: false)
+                guard let embedding = row.embedding(into: scratch) else {
+                    throw StoreError(.io, "corrupt row for '\(record.speakerID)' in \(store.configuration.path): no \(dimension)-float embedding")
+                }
+                matrix.upsert(record.speakerID, embedding: embedding)
+                record.origin = origins[record.origin, default: record.origin]
+                origins[record.origin] = record.origin
+                profiles.append(CachedProfile(record))
+                candidates.append(PreloadOrder.Candidate(lastAccess: row.lastAccess, updatedAt: row.updatedAt))
+            }
+        }
+        var cache: [String: CachedProfile] = [:]
+        var policy = SieveCachePolicy<String>(capacity: cacheCapacity)
+        let admitted = PreloadOrder.admissionOrder(candidates, capacity: cacheCapacity)
+        cache.reserveCapacity(admitted.count)
+        policy.reserveCapacity(admitted.count)
+        for index in admitted {
+            policy.insert(profiles[index].speakerID)
+            cache[profiles[index].speakerID] = profiles[index]
+        }
+        return Preloaded(matrix: matrix, cache: cache, policy: policy)
+    }
+}
