@@ -165,3 +165,55 @@ enum PollClosedLoopClient {
         return (samples, Double(monotonicNanoseconds() - started) / 1e9)
     }
 }
+
+/// Redis's GET of one key in RESP, answered with a bulk string (`$<n>\r\n<n bytes>\r\n`).
+struct RedisGetDialect: BenchDialect {
+    private let bytes: [UInt8]
+    private let answer: [UInt8]
+
+    /// `valueSize`: the bytes the key holds (set beforehand), so a reply is recognised whole.
+    init(key: String, valueSize: Int) {
+        bytes = Array("*2\r\n$3\r\nGET\r\n$\(key.utf8.count)\r\n\(key)\r\n".utf8)
+        answer = Array("$\(valueSize)\r\n".utf8)
+        replySize = answer.count + valueSize + 2
+    }
+
+    private let replySize: Int
+
+    mutating func greeting() throws -> [UInt8]? { nil }
+    mutating func request() throws -> [UInt8] { bytes }
+
+    mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
+        var count = 0
+        while buffer.readableBytes >= replySize {
+            guard buffer.readableBytesView.prefix(answer.count).elementsEqual(answer) else {
+                throw BenchError("unexpected Redis answer (is the key set to \(replySize - answer.count - 2) bytes?)")
+            }
+            buffer.moveReaderIndex(forwardBy: replySize)
+            count += 1
+        }
+        return count
+    }
+}
+
+/// Redis's SET of one key, answered `+OK`; sent once to give GET its value.
+struct RedisSetDialect: BenchDialect {
+    private let bytes: [UInt8]
+    private static let ok = Array("+OK\r\n".utf8)
+
+    init(key: String, value: [UInt8]) {
+        bytes = Array("*3\r\n$3\r\nSET\r\n$\(key.utf8.count)\r\n\(key)\r\n$\(value.count)\r\n".utf8) + value + Array("\r\n".utf8)
+    }
+
+    mutating func greeting() throws -> [UInt8]? { nil }
+    mutating func request() throws -> [UInt8] { bytes }
+
+    mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
+        var count = 0
+        while buffer.readableBytes >= Self.ok.count {
+            guard buffer.readBytes(length: Self.ok.count) == Self.ok else { throw BenchError("unexpected Redis answer to SET") }
+            count += 1
+        }
+        return count
+    }
+}
