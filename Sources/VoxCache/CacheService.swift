@@ -58,7 +58,9 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         self.store = try ProfileStore(configuration: configuration)
         self.rules = store.rules
         self.defaultThreshold = defaultThreshold
+        let started = ContinuousClock.now
         let preloaded = try Self.preload(store, cacheCapacity: cacheCapacity)
+        self.preloadTime = ContinuousClock.now - started
         self.matrix = preloaded.matrix
         self.cache = preloaded.cache
         self.policy = preloaded.policy
@@ -81,8 +83,10 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
 
     /// One line for the start-up summary. Read it before serving starts.
     public var summary: String {
-        "\(matrix.count) profiles, \(cache.count) preloaded into the cache (capacity \(policy.capacity))"
+        let milliseconds = Double(preloadTime.components.attoseconds) / 1e15 + Double(preloadTime.components.seconds) * 1000
+        return "\(matrix.count) profiles, \(cache.count) preloaded into the cache (capacity \(policy.capacity)) in \(Int(milliseconds.rounded())) ms"
     }
+    private let preloadTime: Duration
 
     public func respond(to request: Envelope.OneOf_Message, connection: ConnectionInfo) -> ServerResponse {
         if connection.eventLoop === loop { return handle(request) }

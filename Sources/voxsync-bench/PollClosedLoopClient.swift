@@ -84,11 +84,13 @@ enum PollClosedLoopClient {
         var sentAt: UInt64 = 0
         var answered = 0
         var greeted: Bool
+        let quota: Int
 
-        init(fd: CInt, dialect: Dialect, greeted: Bool) {
+        init(fd: CInt, dialect: Dialect, greeted: Bool, quota: Int) {
             self.fd = fd
             self.dialect = dialect
             self.greeted = greeted
+            self.quota = quota
         }
 
         func send(_ bytes: [UInt8]) throws {
@@ -109,9 +111,9 @@ enum PollClosedLoopClient {
         requests: Int,
         dialect: () -> Dialect
     ) throws -> (samples: LatencySamples, seconds: Double) {
-        let perClient = requests / clients
+        precondition(requests >= clients, "fewer requests than connections")
         var connections: [Connection<Dialect>] = []
-        for _ in 0..<clients {
+        for index in 0..<clients {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             guard SocketPath.withAddress(of: socketPath, { connect(fd, $0, $1) }) == 0 else {
                 throw BenchError("cannot connect to \(socketPath): \(String(cString: strerror(errno)))")
@@ -120,7 +122,9 @@ enum PollClosedLoopClient {
             if clients > 1 { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
             var state = dialect()
             let greeting = try state.greeting()
-            let connection = Connection(fd: fd, dialect: state, greeted: greeting == nil)
+            // `requests` in all: the first `requests % clients` connections send one more.
+            let quota = requests / clients + (index < requests % clients ? 1 : 0)
+            let connection = Connection(fd: fd, dialect: state, greeted: greeting == nil, quota: quota)
             if let greeting { try connection.send(greeting) }
             connections.append(connection)
         }
@@ -154,7 +158,7 @@ enum PollClosedLoopClient {
                     samples.record(monotonicNanoseconds() - connection.sentAt)
                     connection.answered += count
                 }
-                if connection.answered < perClient {
+                if connection.answered < connection.quota {
                     try connection.send(try connection.dialect.request())
                 } else {
                     finished += 1

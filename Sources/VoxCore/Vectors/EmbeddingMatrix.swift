@@ -50,10 +50,13 @@ public struct EmbeddingMatrix: Sendable {
     public mutating func upsert(_ id: String, embedding: UnsafeBufferPointer<Float>) {
         precondition(embedding.count == dimension, "embedding of the wrong dimension")
         let inverseNorm = 1 / VectorMath.dot(embedding, embedding).squareRoot()
-        var dropped: Float = 0  // ‖row − upper(row)‖²
+        // The scan sees each value with its lower 16 bits zeroed or replaced by its neighbour's
+        // upper 16 bits; either way it is off by less than one bfloat16 ulp, 2^(exponent − 7)
+        // (2^-133 at most for zero and subnormal values).
+        var dropped: Float = 0  // Σ ulp², an upper bound of ‖row − what the scan sees‖²
         for value in embedding {
-            let rest = value - Float(bitPattern: value.bitPattern & 0xFFFF_0000)  // exact
-            dropped += rest * rest
+            let ulp = max(Float(bitPattern: value.bitPattern & 0x7F80_0000) / 128, 0x1p-133)
+            dropped += ulp * ulp
         }
         let row: Int
         if let existing = rowOf[id] {
@@ -197,24 +200,53 @@ public struct EmbeddingMatrix: Sendable {
                     even.withUnsafeBufferPointer { even in
                         odd.withUnsafeBufferPointer { odd in
                             unit.withUnsafeBufferPointer { unit in
-                                for row in 0..<inverseNorms.count {
-                                    let start = row * dimension
-                                    var sumEven = SIMD8<Float>(), sumOdd = SIMD8<Float>()
-                                    for chunk in 0..<chunks {
-                                        let pair = plane.loadUnaligned(fromByteOffset: (start + chunk * 16) * 2, as: SIMD8<UInt32>.self)
-                                        sumEven += unsafeBitCast(pair &<< 16, to: SIMD8<Float>.self) * even[chunk]
-                                        sumOdd += unsafeBitCast(pair & 0xFFFF_0000, to: SIMD8<Float>.self) * odd[chunk]
-                                    }
-                                    var sum = (sumEven + sumOdd).sum()
+                                /// Columns past the last whole chunk, one by one.
+                                func tail(_ row: Int) -> Float {
+                                    var sum: Float = 0
                                     for column in chunks * 16..<dimension {
-                                        sum += Float(bitPattern: UInt32(high[start + column]) << 16) * unit[column]
+                                        sum += Float(bitPattern: UInt32(high[row * dimension + column]) << 16) * unit[column]
                                     }
+                                    return sum
+                                }
+                                func offer(_ row: Int, _ sum: Float) {
                                     let score = sum * inverseNorms[row]
                                     let bound = errorBounds[row]
                                     let upper = score + bound
-                                    guard upper >= floor.value, upper >= minScore else { continue }
+                                    guard upper >= floor.value, upper >= minScore else { return }
                                     candidates.append((row, upper))
                                     floor.offer(score - bound)
+                                }
+                                // Two rows at a time share the probe's loads. A 32-bit load of
+                                // the upper plane is two columns: shifted left, the even one
+                                // exactly; as it is, the odd one with its neighbour's bits below
+                                // (within the error bound, and no masking instruction).
+                                var row = 0
+                                let rows = inverseNorms.count
+                                while row + 1 < rows {
+                                    let first = row * dimension * 2, second = first + dimension * 2
+                                    var evenA = SIMD8<Float>(), oddA = SIMD8<Float>()
+                                    var evenB = SIMD8<Float>(), oddB = SIMD8<Float>()
+                                    for chunk in 0..<chunks {
+                                        let a = plane.loadUnaligned(fromByteOffset: first + chunk * 32, as: SIMD8<UInt32>.self)
+                                        let b = plane.loadUnaligned(fromByteOffset: second + chunk * 32, as: SIMD8<UInt32>.self)
+                                        let e = even[chunk], o = odd[chunk]
+                                        evenA += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * e
+                                        oddA += unsafeBitCast(a, to: SIMD8<Float>.self) * o
+                                        evenB += unsafeBitCast(b &<< 16, to: SIMD8<Float>.self) * e
+                                        oddB += unsafeBitCast(b, to: SIMD8<Float>.self) * o
+                                    }
+                                    offer(row, (evenA + oddA).sum() + tail(row))
+                                    offer(row + 1, (evenB + oddB).sum() + tail(row + 1))
+                                    row += 2
+                                }
+                                if row < rows {
+                                    var sumEven = SIMD8<Float>(), sumOdd = SIMD8<Float>()
+                                    for chunk in 0..<chunks {
+                                        let a = plane.loadUnaligned(fromByteOffset: row * dimension * 2 + chunk * 32, as: SIMD8<UInt32>.self)
+                                        sumEven += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * even[chunk]
+                                        sumOdd += unsafeBitCast(a, to: SIMD8<Float>.self) * odd[chunk]
+                                    }
+                                    offer(row, (sumEven + sumOdd).sum() + tail(row))
                                 }
                             }
                         }
