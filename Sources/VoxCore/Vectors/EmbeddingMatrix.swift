@@ -58,9 +58,10 @@ public struct EmbeddingMatrix: Sendable {
             let ulp = max(Float(bitPattern: value.bitPattern & 0x7F80_0000) / 128, 0x1p-133)
             dropped += ulp * ulp
         }
-        let row: Int
-        if let existing = rowOf[id] {
-            row = existing
+        // One hash lookup finds the row or claims the next one (a preload adds 100 000).
+        let next = ids.count
+        let row = Self.claim(&rowOf[id, default: -1], next: next)
+        if row != next {
             let base = row * dimension
             for column in 0..<dimension {
                 let bits = embedding[column].bitPattern
@@ -68,8 +69,6 @@ public struct EmbeddingMatrix: Sendable {
                 low[base + column] = UInt16(truncatingIfNeeded: bits)
             }
         } else {
-            row = ids.count
-            rowOf[id] = row
             ids.append(id)
             growIfFull()
             withUnsafeTemporaryAllocation(of: UInt16.self, capacity: 2 * dimension) { halves in
@@ -87,6 +86,11 @@ public struct EmbeddingMatrix: Sendable {
         inverseNorms[row] = inverseNorm
         // Scaled to the unit row, widened for the rounding of two float sums of ≤ 1 in size.
         errorBounds[row] = dropped.squareRoot() * inverseNorm * 1.001 + 1e-4
+    }
+
+    private static func claim(_ slot: inout Int, next: Int) -> Int {
+        if slot < 0 { slot = next }
+        return slot
     }
 
     /// Grows the planes by a quarter rather than the standard library's doubling: at 100 000
