@@ -7,6 +7,9 @@ extension CacheService {
         var matrix: EmbeddingMatrix
         var cache: [String: CachedProfile]
         var policy: SieveCachePolicy<String>
+        /// The scan (SQLite, the matrix, the records) and the admission into the cache.
+        var scanTime: Duration
+        var admitTime: Duration
     }
 
     /// One pass over the live rows in key order: every embedding goes straight from SQLite's
@@ -15,6 +18,7 @@ extension CacheService {
     /// holds more profiles than the cache, the records beyond capacity are decoded and dropped
     /// again — a passing cost at start, and none when everything fits, as by default.
     static func preload(_ store: ProfileStore, cacheCapacity: Int) throws -> Preloaded {
+        let started = ContinuousClock.now
         let dimension = store.configuration.dimension
         var matrix = EmbeddingMatrix(dimension: dimension)
         let bound = try store.profileCountBound()
@@ -38,6 +42,7 @@ extension CacheService {
                 candidates.append(PreloadOrder.Candidate(lastAccess: row.lastAccess, updatedAt: row.updatedAt))
             }
         }
+        let scanned = ContinuousClock.now
         var cache: [String: CachedProfile] = [:]
         var policy = SieveCachePolicy<String>(capacity: cacheCapacity)
         let admitted = PreloadOrder.admissionOrder(candidates, capacity: cacheCapacity)
@@ -47,6 +52,8 @@ extension CacheService {
             policy.insert(profiles[index].speakerID)
             cache[profiles[index].speakerID] = profiles[index]
         }
-        return Preloaded(matrix: matrix, cache: cache, policy: policy)
+        return Preloaded(
+            matrix: matrix, cache: cache, policy: policy,
+            scanTime: scanned - started, admitTime: ContinuousClock.now - scanned)
     }
 }

@@ -58,9 +58,8 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         self.store = try ProfileStore(configuration: configuration)
         self.rules = store.rules
         self.defaultThreshold = defaultThreshold
-        let started = ContinuousClock.now
         let preloaded = try Self.preload(store, cacheCapacity: cacheCapacity)
-        self.preloadTime = ContinuousClock.now - started
+        self.preloadTimes = (preloaded.scanTime, preloaded.admitTime)
         self.matrix = preloaded.matrix
         self.cache = preloaded.cache
         self.policy = preloaded.policy
@@ -83,10 +82,13 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
 
     /// One line for the start-up summary. Read it before serving starts.
     public var summary: String {
-        let milliseconds = Double(preloadTime.components.attoseconds) / 1e15 + Double(preloadTime.components.seconds) * 1000
-        return "\(matrix.count) profiles, \(cache.count) preloaded into the cache (capacity \(policy.capacity)) in \(Int(milliseconds.rounded())) ms"
+        func milliseconds(_ duration: Duration) -> Int {
+            Int((Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15).rounded())
+        }
+        let (scan, admit) = preloadTimes
+        return "\(matrix.count) profiles, \(cache.count) preloaded into the cache (capacity \(policy.capacity)) in \(milliseconds(scan + admit)) ms (scan \(milliseconds(scan)), cache \(milliseconds(admit)))"
     }
-    private let preloadTime: Duration
+    private let preloadTimes: (scan: Duration, admit: Duration)
 
     public func respond(to request: Envelope.OneOf_Message, connection: ConnectionInfo) -> ServerResponse {
         if connection.eventLoop === loop { return handle(request) }
