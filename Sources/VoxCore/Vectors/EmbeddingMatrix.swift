@@ -53,11 +53,7 @@ public struct EmbeddingMatrix: Sendable {
         // The scan sees each value with its lower 16 bits zeroed or replaced by its neighbour's
         // upper 16 bits; either way it is off by less than one bfloat16 ulp, 2^(exponent − 7)
         // (2^-133 at most for zero and subnormal values).
-        var dropped: Float = 0  // Σ ulp², an upper bound of ‖row − what the scan sees‖²
-        for value in embedding {
-            let ulp = max(Float(bitPattern: value.bitPattern & 0x7F80_0000) / 128, 0x1p-133)
-            dropped += ulp * ulp
-        }
+        let dropped = Self.squaredULPs(embedding)  // an upper bound of ‖row − what the scan sees‖²
         // One hash lookup finds the row or claims the next one (a preload adds 100 000).
         let next = ids.count
         let row = Self.claim(&rowOf[id, default: -1], next: next)
@@ -72,11 +68,8 @@ public struct EmbeddingMatrix: Sendable {
             ids.append(id)
             growIfFull()
             withUnsafeTemporaryAllocation(of: UInt16.self, capacity: 2 * dimension) { halves in
-                for column in 0..<dimension {
-                    let bits = embedding[column].bitPattern
-                    halves[column] = UInt16(truncatingIfNeeded: bits >> 16)
-                    halves[dimension + column] = UInt16(truncatingIfNeeded: bits)
-                }
+                Self.split(embedding, upper: UnsafeMutableBufferPointer(rebasing: halves[0..<dimension]),
+                           lower: UnsafeMutableBufferPointer(rebasing: halves[dimension...]))
                 high.append(contentsOf: UnsafeBufferPointer(rebasing: halves[0..<dimension]))
                 low.append(contentsOf: UnsafeBufferPointer(rebasing: halves[dimension...]))
             }
@@ -86,6 +79,46 @@ public struct EmbeddingMatrix: Sendable {
         inverseNorms[row] = inverseNorm
         // Scaled to the unit row, widened for the rounding of two float sums of ≤ 1 in size.
         errorBounds[row] = dropped.squareRoot() * inverseNorm * 1.001 + 1e-4
+    }
+
+    /// Σ over the values of one bfloat16 ulp squared, 8 values at a time (a preload does this
+    /// for 19 million values).
+    private static func squaredULPs(_ values: UnsafeBufferPointer<Float>) -> Float {
+        let raw = UnsafeRawPointer(values.baseAddress!)
+        var sum = SIMD8<Float>()
+        var column = 0
+        while column + 8 <= values.count {
+            let bits = raw.loadUnaligned(fromByteOffset: column * 4, as: SIMD8<UInt32>.self)
+            let ulp = unsafeBitCast(bits & 0x7F80_0000, to: SIMD8<Float>.self) * (1 / 128)
+            let bounded = ulp.replacing(with: 0x1p-133, where: ulp .< 0x1p-133)
+            sum += bounded * bounded
+            column += 8
+        }
+        var total = sum.sum()
+        while column < values.count {
+            let ulp = max(Float(bitPattern: values[column].bitPattern & 0x7F80_0000) / 128, 0x1p-133)
+            total += ulp * ulp
+            column += 1
+        }
+        return total
+    }
+
+    /// The upper and lower 16 bits of each value, 8 values at a time.
+    private static func split(_ values: UnsafeBufferPointer<Float>, upper: UnsafeMutableBufferPointer<UInt16>, lower: UnsafeMutableBufferPointer<UInt16>) {
+        let raw = UnsafeRawPointer(values.baseAddress!)
+        let upperRaw = UnsafeMutableRawPointer(upper.baseAddress!), lowerRaw = UnsafeMutableRawPointer(lower.baseAddress!)
+        var column = 0
+        while column + 8 <= values.count {
+            let bits = raw.loadUnaligned(fromByteOffset: column * 4, as: SIMD8<UInt32>.self)
+            upperRaw.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: bits &>> 16), toByteOffset: column * 2, as: SIMD8<UInt16>.self)
+            lowerRaw.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: bits), toByteOffset: column * 2, as: SIMD8<UInt16>.self)
+            column += 8
+        }
+        while column < values.count {
+            upper[column] = UInt16(truncatingIfNeeded: values[column].bitPattern >> 16)
+            lower[column] = UInt16(truncatingIfNeeded: values[column].bitPattern)
+            column += 1
+        }
     }
 
     private static func claim(_ slot: inout Int, next: Int) -> Int {
