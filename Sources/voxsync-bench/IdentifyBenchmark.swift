@@ -115,12 +115,9 @@ struct IdentifyBenchmark: ParsableCommand {
             identify.k = UInt32(k)
             return .identify(identify)
         }
-        var next = 0
+        let frames = try VoxsyncFrameRingDialect.frames(messages)
         return try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: 1, requests: messages.count) {
-            VoxsyncDialect {
-                defer { next += 1 }
-                return messages[next % messages.count]
-            }
+            VoxsyncFrameRingDialect(frames: frames)
         }.samples
     }
 }

@@ -54,6 +54,49 @@ struct VoxsyncDialect: BenchDialect {
     }
 }
 
+/// voxsync's protocol with every request framed once, before the clock starts, and sent in
+/// turn — as redis-benchmark builds its commands once — so that a run measures the server,
+/// not the client's protobuf encoding.
+struct VoxsyncFrameRingDialect: BenchDialect {
+    private let frames: [[UInt8]]
+    private var next: Int
+    private var hello = VoxsyncDialect { .ping(Ping()) }
+    private var decoder = FrameDecoder()
+
+    /// `start`: where in the ring this connection begins, so connections do not move in step.
+    init(frames: [[UInt8]], start: Int = 0) {
+        precondition(!frames.isEmpty)
+        self.frames = frames
+        self.next = start
+    }
+
+    /// `messages` framed with request ids 1, 2, ….
+    static func frames(_ messages: [Envelope.OneOf_Message]) throws -> [[UInt8]] {
+        var encoder = FrameEncoder()
+        return try messages.enumerated().map { index, message in
+            var buffer = ByteBuffer()
+            try encoder.encode(Envelope(requestID: UInt64(index + 1), message), into: &buffer)
+            return Array(buffer.readableBytesView)
+        }
+    }
+
+    mutating func greeting() throws -> [UInt8]? { try hello.greeting() }
+
+    mutating func request() throws -> [UInt8] {
+        defer { next += 1 }
+        return frames[next % frames.count]
+    }
+
+    mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
+        var count = 0
+        while let answer = try decoder.decode(&buffer) {
+            if case .error(let error)? = answer.message { throw BenchError("server error: \(error.message)") }
+            count += 1
+        }
+        return count
+    }
+}
+
 /// Redis's PING in RESP, answered `+PONG`.
 struct RedisPingDialect: BenchDialect {
     private static let ping = Array("*1\r\n$4\r\nPING\r\n".utf8)

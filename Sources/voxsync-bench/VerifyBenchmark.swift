@@ -42,7 +42,9 @@ struct VerifyBenchmark: ParsableCommand {
         let embeddings = (0..<speakers).map { _ in vectors.unit() }
         _ = try EnrollLoad.run(socketPath: daemon.socketPath, clients: min(32, speakers), count: speakers) { embeddings[$0] }
         // Probes: a fresh utterance of each speaker, cycled through by every connection.
-        let probes = (0..<min(speakers, 1024)).map { verifyMessage(benchSpeakerID($0), vectors.around(embeddings[$0], spread: 0.03)) }
+        let probes = try VoxsyncFrameRingDialect.frames((0..<min(speakers, 1024)).map {
+            verifyMessage(benchSpeakerID($0), vectors.around(embeddings[$0], spread: 0.03))
+        })
         let redisKey = "key:__rand_int__"  // the key redis-benchmark's GET reads when run without -r
         if let redisSocket {
             let value = [UInt8](repeating: UInt8(ascii: "x"), count: 4 * dimension)
@@ -52,13 +54,9 @@ struct VerifyBenchmark: ParsableCommand {
         var table = Table("server · client", "clients", "requests/s", "p50 µs", "p99 µs")
         for count in try parseClientCounts(clients) {
             var connection = 0
-            func verifyDialect() -> VoxsyncDialect {
-                var next = connection * 7919  // each connection starts elsewhere in the ring
-                connection += 1
-                return VoxsyncDialect {
-                    defer { next += 1 }
-                    return probes[next % probes.count]
-                }
+            func verifyDialect() -> VoxsyncFrameRingDialect {
+                defer { connection += 1 }
+                return VoxsyncFrameRingDialect(frames: probes, start: connection * 7919)  // each connection starts elsewhere
             }
             // Warm up both sides (page faults, allocator, branch predictors) before measuring.
             _ = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000), dialect: verifyDialect)
