@@ -150,6 +150,7 @@ public final class ProfileStore {
     /// rows in well under 100 ms this way and orders the few numbers it needs itself). The
     /// row is valid only inside `body`; its embedding is read in place, its record decoded
     /// only when asked for.
+    ///
     /// The same scan starts the version clock, so it reads tombstones too (and skips them).
     public func forEachLive(_ body: (LiveRow) throws(StoreError) -> Void) throws(StoreError) {
         let statement = try database.prepare("""
