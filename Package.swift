@@ -189,6 +189,14 @@ let package = Package(
         .testTarget(name: "VoxCoreTests", dependencies: ["VoxCore"]),
         .testTarget(name: "VoxStoreTests", dependencies: ["VoxStore", "VoxCore"]),
         .testTarget(
+            name: "VoxCacheTests",
+            dependencies: [
+                "VoxCache", "VoxStore", "VoxCore", "VoxWire", "VoxTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "VoxTransportTests",
             dependencies: [
                 "VoxTransport", "VoxWire", "VoxClient", "VoxTestSupport",

@@ -17,6 +17,18 @@ import VoxWire
 /// arrive while a commit runs share the next transaction (group commit): one fsync
 /// acknowledges all of them.
 ///
+/// Each embedding is held once, in the matrix; a cache entry holds the rest of its profile
+/// (samples, threshold, metadata, version). Identify runs on the event loop too: a scan of
+/// 100 000 × 192 takes 4–5 ms here (see the README's benchmarks), and a verify that arrives
+/// during it waits. Moving the scan to another thread would need a second copy of the matrix
+/// (copy-on-write would duplicate 73 MiB at the first write during a scan) or a lock taken by
+/// every write, on a machine whose two cores are already busy with the client and the store;
+/// identify is rare next to verify, so it stays here.
+///
+/// Access times: the speakers served are noted in memory (`AccessLog`) and written to the
+/// store's `last_access` every `accessFlushInterval` in one transaction, so that a restart
+/// preloads the most recently used profiles first.
+///
 /// `@unchecked Sendable`: the mutable members are touched only on `loop` (every entry point
 /// hops there), and `store` only on the single thread of `storeThread`.
 public final class CacheService: ServerResponder, @unchecked Sendable {
@@ -36,42 +48,54 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     public var onCommitted: (@Sendable () -> Void)?
     /// Called on `loop` for every profile read: speaker, hit (the prefetch worker's events).
     public var onAccess: (@Sendable (String, Bool) -> Void)?
+    /// How long a commit waits for the writers of the last batch to write again (see
+    /// `GroupCommitQueue`); a fraction of an fsync.
+    private let commitHold: TimeAmount
+    private var accessed = AccessLog()
+    private var accessFlush: RepeatedTask?
 
     /// Opens (or creates) the store and preloads it: every live embedding into the identify
-    /// matrix, the most recently updated profiles into the cache up to its capacity.
-    public init(configuration: StoreConfiguration, cacheCapacity: Int, defaultThreshold: Float = 0.25, loop: EventLoop) throws {
+    /// matrix, the most recently used profiles into the cache up to its capacity.
+    public init(
+        configuration: StoreConfiguration, cacheCapacity: Int, defaultThreshold: Float = 0.25,
+        accessFlushInterval: TimeAmount = .seconds(5), commitHold: TimeAmount = .microseconds(500), loop: EventLoop
+    ) throws {
         self.loop = loop
+        self.commitHold = commitHold
         self.store = try ProfileStore(configuration: configuration)
         self.rules = store.rules
         self.defaultThreshold = defaultThreshold
-        self.matrix = EmbeddingMatrix(dimension: configuration.dimension)
-        self.policy = SieveCachePolicy(capacity: cacheCapacity)
+        let preloaded = try Self.preload(store, cacheCapacity: cacheCapacity)
+        self.preloadTimes = (preloaded.scanTime, preloaded.admitTime)
+        self.matrix = preloaded.matrix
+        self.cache = preloaded.cache
+        self.policy = preloaded.policy
         self.storeThread = NIOThreadPool(numberOfThreads: 1)
-        var matrix = self.matrix
-        var cache: [String: CachedProfile] = [:]
-        var policy = self.policy
-        try store.forEachLive { record in
-            matrix.upsert(record.speakerID, embedding: record.embedding)
-            if policy.count < policy.capacity {
-                policy.insert(record.speakerID)
-                cache[record.speakerID] = CachedProfile(record)
-            }
-        }
-        self.matrix = matrix
-        self.cache = cache
-        self.policy = policy
         storeThread.start()
+        accessFlush = loop.scheduleRepeatedTask(initialDelay: accessFlushInterval, delay: accessFlushInterval) { _ in
+            self.flushAccesses()
+        }
     }
 
-    /// Stops the store's thread (after the server has stopped sending requests).
+    /// Writes the access times noted so far, then stops the store's thread (after the server
+    /// has stopped sending requests).
     public func shutdown() async throws {
+        try? await loop.flatSubmit {
+            self.accessFlush?.cancel()
+            return self.flushAccesses()
+        }.get()
         try await storeThread.shutdownGracefully()
     }
 
     /// One line for the start-up summary. Read it before serving starts.
     public var summary: String {
-        "\(matrix.count) profiles, \(cache.count) preloaded into the cache (capacity \(policy.capacity))"
+        func milliseconds(_ duration: Duration) -> Int {
+            Int((Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15).rounded())
+        }
+        let (scan, admit) = preloadTimes
+        return "\(matrix.count) profiles, \(cache.count) preloaded into the cache (capacity \(policy.capacity)) in \(milliseconds(scan + admit)) ms (scan \(milliseconds(scan)), cache \(milliseconds(admit)))"
     }
+    private let preloadTimes: (scan: Duration, admit: Duration)
 
     public func respond(to request: Envelope.OneOf_Message, connection: ConnectionInfo) -> ServerResponse {
         if connection.eventLoop === loop { return handle(request) }
@@ -131,7 +155,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         let pending = PendingPut(
             record: record, expectedVersion: request.hasExpectedVersion ? request.expectedVersion : nil,
             promise: loop.makePromise())
-        if let batch = commits.enqueue(pending) { commit(batch) }
+        run(commits.enqueue(pending))
         return .later(pending.promise.futureResult)
     }
 
@@ -146,7 +170,6 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
                 for (pending, result) in zip(batch, results) {
                     switch result {
                     case .success(let stored):
-                        self.matrix.upsert(stored.speakerID, embedding: stored.embedding)
                         self.admit(stored)
                         var answer = Voxsync_V1_PutResponse()
                         answer.version = stored.version
@@ -161,17 +184,30 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
                 for pending in batch { pending.promise.succeed(Self.answer(for: error)) }
             }
             self.onCommitted?()
-            if let next = self.commits.batchFinished() { self.commit(next) }
+            self.run(self.commits.batchFinished())
+        }
+    }
+
+    /// Carries out a group-commit decision.
+    private func run(_ action: GroupCommitQueue<PendingPut>.Action) {
+        switch action {
+        case .none:
+            break
+        case .startBatch(let batch):
+            commit(batch)
+        case .armHoldTimer(let id):
+            loop.scheduleTask(in: commitHold) { self.run(self.commits.holdTimedOut(id: id)) }
         }
     }
 
     private func get(_ speakerID: String) -> ServerResponse {
-        if let cached = lookup(speakerID) {
-            return .now(.getOk(Self.getResponse(cached.record, source: .cache)))
+        if let cached = lookup(speakerID), let embedding = matrix.embedding(of: speakerID) {
+            return .now(.getOk(Self.getResponse(cached.record(embedding: embedding), source: .cache)))
         }
-        return .later(load(speakerID).map { cached in
-            guard let cached else { return Self.notFound(speakerID) }
-            return .getOk(Self.getResponse(cached.record, source: .sqlite))
+        return .later(onStore { store in try store.get(speakerID) }.map { record in
+            guard let record else { return Self.notFound(speakerID) }
+            self.admit(record)
+            return .getOk(Self.getResponse(record, source: .sqlite))
         }.flatMapErrorThrowing(Self.answer(for:)))
     }
 
@@ -183,12 +219,14 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             return .now(Self.answer(for: error))
         }
         let probe = VectorMath.normalized(request.probe.values)
-        if let cached = lookup(request.speakerID) {
-            return .now(verdict(cached, probe: probe, source: .cache))
+        if let cached = lookup(request.speakerID), let answer = verdict(cached, probe: probe, source: .cache) {
+            return .now(answer)
         }
-        return .later(load(request.speakerID).map { cached in
-            guard let cached else { return Self.notFound(request.speakerID) }
-            return self.verdict(cached, probe: probe, source: .sqlite)
+        return .later(onStore { store in try store.get(request.speakerID) }.map { record in
+            guard let record, let answer = self.verdict(self.admit(record), probe: probe, source: .sqlite) else {
+                return Self.notFound(request.speakerID)
+            }
+            return answer
         }.flatMapErrorThrowing(Self.answer(for:)))
     }
 
@@ -261,7 +299,9 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
 
     // MARK: Cache
 
+    /// The cached profile of `speakerID`, counted as a hit or a miss and noted as accessed.
     private func lookup(_ speakerID: String) -> CachedProfile? {
+        accessed.record(speakerID)
         guard policy.access(speakerID), let cached = cache[speakerID] else {
             misses += 1
             metrics.misses.increment()
@@ -291,34 +331,27 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         }
     }
 
-    /// Rereads `speakers` (nil: every profile) from SQLite after another process changed them:
-    /// the matrix and any cached entry take the stored row; a speaker now deleted leaves both.
+    /// Rereads `speakers` (nil: every profile) from SQLite after another process changed them.
+    /// The matrix takes the stored embedding and a cached entry the stored record; a speaker
+    /// now deleted leaves both (as `delete` does). Everything at once is a new preload.
     private func refresh(_ speakers: [String]?) -> EventLoopFuture<Void> {
         guard let speakers else {
-            return onStore { store -> [ProfileRecord] in
-                var records: [ProfileRecord] = []
-                try store.forEachLive { records.append($0) }
-                return records
-            }.map { records in
-                var matrix = EmbeddingMatrix(dimension: self.matrix.dimension)
-                for record in records { matrix.upsert(record.speakerID, embedding: record.embedding) }
-                self.matrix = matrix
-                let live = Dictionary(records.map { ($0.speakerID, $0) }, uniquingKeysWith: { first, _ in first })
-                for id in Array(self.cache.keys) {
-                    if let record = live[id] {
-                        self.cache[id] = CachedProfile(record)
-                    } else {
-                        self.cache[id] = nil
-                        self.policy.remove(id)
-                    }
-                }
+            let capacity = policy.capacity
+            return onStore { store in try Self.preload(store, cacheCapacity: capacity) }.map { preloaded in
+                self.matrix = preloaded.matrix
+                self.cache = preloaded.cache
+                self.policy = preloaded.policy
+                self.metrics.size.record(self.cache.count)
             }
         }
         return onStore { store in try speakers.map { ($0, try store.get($0)) } }.map { rows in
             for (id, record) in rows {
                 if let record {
-                    self.matrix.upsert(id, embedding: record.embedding)
-                    if self.cache[id] != nil { self.cache[id] = CachedProfile(record) }
+                    if self.cache[id] != nil {
+                        self.admit(record)
+                    } else {
+                        self.matrix.upsert(id, embedding: record.embedding)
+                    }
                 } else {
                     self.matrix.remove(id)
                     self.cache[id] = nil
@@ -337,16 +370,11 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         }
     }
 
-    /// Reads a profile the cache does not hold, and admits it.
-    private func load(_ speakerID: String) -> EventLoopFuture<CachedProfile?> {
-        onStore { store in try store.get(speakerID) }.map { record in
-            guard let record else { return nil }
-            return self.admit(record)
-        }
-    }
-
+    /// Puts a live record read from or just written to the store into the matrix and the
+    /// cache (evicting by SIEVE when full).
     @discardableResult
     private func admit(_ record: ProfileRecord) -> CachedProfile {
+        matrix.upsert(record.speakerID, embedding: record.embedding)
         let cached = CachedProfile(record)
         if let evicted = policy.insert(record.speakerID) { cache[evicted] = nil }
         cache[record.speakerID] = cached
@@ -354,13 +382,26 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         return cached
     }
 
-    private func verdict(_ cached: CachedProfile, probe: [Float], source: Voxsync_V1_Source) -> Envelope.OneOf_Message {
+    /// The verify answer; nil if the matrix has no embedding for the speaker (it always has
+    /// one for a cached profile, but a miss is the safe answer should that ever break).
+    private func verdict(_ cached: CachedProfile, probe: [Float], source: Voxsync_V1_Source) -> Envelope.OneOf_Message? {
+        guard let cosine = matrix.cosine(of: cached.speakerID, unitProbe: probe) else { return nil }
         var answer = Voxsync_V1_VerifyResponse()
-        answer.score = cached.score(unitProbe: probe)
-        answer.threshold = cached.record.threshold == 0 ? defaultThreshold : cached.record.threshold
+        answer.score = cached.score(unitProbe: probe, embeddingCosine: cosine)
+        answer.threshold = cached.threshold == 0 ? defaultThreshold : cached.threshold
         answer.accepted = answer.score >= answer.threshold
         answer.source = source
         return .verifyOk(answer)
+    }
+
+    /// Writes the access times noted since the last flush, all stamped now (advisory: a
+    /// failure only costs preload quality, so it is not retried).
+    @discardableResult
+    private func flushAccesses() -> EventLoopFuture<Void> {
+        guard accessed.count > 0 else { return loop.makeSucceededVoidFuture() }
+        let now = Self.nowMilliseconds()
+        let accesses = accessed.drain().map { (speakerID: $0, at: now) }
+        return onStore { store in try store.recordAccess(accesses) }
     }
 
     /// Runs `body` on the store's thread; the future completes on `loop`.

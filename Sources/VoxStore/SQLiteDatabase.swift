@@ -126,6 +126,15 @@ public final class Statement {
         let count = Int(sqlite3_column_bytes(statement, column))
         return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
     }
+    /// The column's floats copied into `scratch`, when the blob holds exactly `scratch.count`
+    /// of them; nil otherwise. No allocation: for reading many rows in a row.
+    public func floats(_ column: Int32, into scratch: UnsafeMutableBufferPointer<Float>) -> UnsafeBufferPointer<Float>? {
+        let bytes = Int(sqlite3_column_bytes(statement, column))
+        guard bytes == scratch.count * MemoryLayout<Float>.size, bytes > 0, let blob = sqlite3_column_blob(statement, column) else { return nil }
+        UnsafeMutableRawBufferPointer(scratch).copyMemory(from: UnsafeRawBufferPointer(start: blob, count: bytes))
+        return UnsafeBufferPointer(scratch)
+    }
+
     public func floats(_ column: Int32) -> [Float] {
         let count = Int(sqlite3_column_bytes(statement, column)) / MemoryLayout<Float>.size
         guard count > 0, let blob = sqlite3_column_blob(statement, column) else { return [] }

@@ -54,6 +54,49 @@ struct VoxsyncDialect: BenchDialect {
     }
 }
 
+/// voxsync's protocol with every request framed once, before the clock starts, and sent in
+/// turn — as redis-benchmark builds its commands once — so that a run measures the server,
+/// not the client's protobuf encoding.
+struct VoxsyncFrameRingDialect: BenchDialect {
+    private let frames: [[UInt8]]
+    private var next: Int
+    private var hello = VoxsyncDialect { .ping(Ping()) }
+    private var decoder = FrameDecoder()
+
+    /// `start`: where in the ring this connection begins, so connections do not move in step.
+    init(frames: [[UInt8]], start: Int = 0) {
+        precondition(!frames.isEmpty)
+        self.frames = frames
+        self.next = start
+    }
+
+    /// `messages` framed with request ids 1, 2, ….
+    static func frames(_ messages: [Envelope.OneOf_Message]) throws -> [[UInt8]] {
+        var encoder = FrameEncoder()
+        return try messages.enumerated().map { index, message in
+            var buffer = ByteBuffer()
+            try encoder.encode(Envelope(requestID: UInt64(index + 1), message), into: &buffer)
+            return Array(buffer.readableBytesView)
+        }
+    }
+
+    mutating func greeting() throws -> [UInt8]? { try hello.greeting() }
+
+    mutating func request() throws -> [UInt8] {
+        defer { next += 1 }
+        return frames[next % frames.count]
+    }
+
+    mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
+        var count = 0
+        while let answer = try decoder.decode(&buffer) {
+            if case .error(let error)? = answer.message { throw BenchError("server error: \(error.message)") }
+            count += 1
+        }
+        return count
+    }
+}
+
 /// Redis's PING in RESP, answered `+PONG`.
 struct RedisPingDialect: BenchDialect {
     private static let ping = Array("*1\r\n$4\r\nPING\r\n".utf8)
@@ -84,11 +127,13 @@ enum PollClosedLoopClient {
         var sentAt: UInt64 = 0
         var answered = 0
         var greeted: Bool
+        let quota: Int
 
-        init(fd: CInt, dialect: Dialect, greeted: Bool) {
+        init(fd: CInt, dialect: Dialect, greeted: Bool, quota: Int) {
             self.fd = fd
             self.dialect = dialect
             self.greeted = greeted
+            self.quota = quota
         }
 
         func send(_ bytes: [UInt8]) throws {
@@ -109,9 +154,9 @@ enum PollClosedLoopClient {
         requests: Int,
         dialect: () -> Dialect
     ) throws -> (samples: LatencySamples, seconds: Double) {
-        let perClient = requests / clients
+        precondition(requests >= clients, "fewer requests than connections")
         var connections: [Connection<Dialect>] = []
-        for _ in 0..<clients {
+        for index in 0..<clients {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             guard SocketPath.withAddress(of: socketPath, { connect(fd, $0, $1) }) == 0 else {
                 throw BenchError("cannot connect to \(socketPath): \(String(cString: strerror(errno)))")
@@ -120,7 +165,9 @@ enum PollClosedLoopClient {
             if clients > 1 { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
             var state = dialect()
             let greeting = try state.greeting()
-            let connection = Connection(fd: fd, dialect: state, greeted: greeting == nil)
+            // `requests` in all: the first `requests % clients` connections send one more.
+            let quota = requests / clients + (index < requests % clients ? 1 : 0)
+            let connection = Connection(fd: fd, dialect: state, greeted: greeting == nil, quota: quota)
             if let greeting { try connection.send(greeting) }
             connections.append(connection)
         }
@@ -154,7 +201,7 @@ enum PollClosedLoopClient {
                     samples.record(monotonicNanoseconds() - connection.sentAt)
                     connection.answered += count
                 }
-                if connection.answered < perClient {
+                if connection.answered < connection.quota {
                     try connection.send(try connection.dialect.request())
                 } else {
                     finished += 1
@@ -163,5 +210,57 @@ enum PollClosedLoopClient {
             }
         }
         return (samples, Double(monotonicNanoseconds() - started) / 1e9)
+    }
+}
+
+/// Redis's GET of one key in RESP, answered with a bulk string (`$<n>\r\n<n bytes>\r\n`).
+struct RedisGetDialect: BenchDialect {
+    private let bytes: [UInt8]
+    private let answer: [UInt8]
+
+    /// `valueSize`: the bytes the key holds (set beforehand), so a reply is recognised whole.
+    init(key: String, valueSize: Int) {
+        bytes = Array("*2\r\n$3\r\nGET\r\n$\(key.utf8.count)\r\n\(key)\r\n".utf8)
+        answer = Array("$\(valueSize)\r\n".utf8)
+        replySize = answer.count + valueSize + 2
+    }
+
+    private let replySize: Int
+
+    mutating func greeting() throws -> [UInt8]? { nil }
+    mutating func request() throws -> [UInt8] { bytes }
+
+    mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
+        var count = 0
+        while buffer.readableBytes >= replySize {
+            guard buffer.readableBytesView.prefix(answer.count).elementsEqual(answer) else {
+                throw BenchError("unexpected Redis answer (is the key set to \(replySize - answer.count - 2) bytes?)")
+            }
+            buffer.moveReaderIndex(forwardBy: replySize)
+            count += 1
+        }
+        return count
+    }
+}
+
+/// Redis's SET of one key, answered `+OK`; sent once to give GET its value.
+struct RedisSetDialect: BenchDialect {
+    private let bytes: [UInt8]
+    private static let ok = Array("+OK\r\n".utf8)
+
+    init(key: String, value: [UInt8]) {
+        bytes = Array("*3\r\n$3\r\nSET\r\n$\(key.utf8.count)\r\n\(key)\r\n$\(value.count)\r\n".utf8) + value + Array("\r\n".utf8)
+    }
+
+    mutating func greeting() throws -> [UInt8]? { nil }
+    mutating func request() throws -> [UInt8] { bytes }
+
+    mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
+        var count = 0
+        while buffer.readableBytes >= Self.ok.count {
+            guard buffer.readBytes(length: Self.ok.count) == Self.ok else { throw BenchError("unexpected Redis answer to SET") }
+            count += 1
+        }
+        return count
     }
 }

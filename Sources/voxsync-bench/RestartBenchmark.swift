@@ -8,7 +8,9 @@ import Glibc
 #endif
 
 /// SIGKILLs the cache worker of a real voxsyncd over and over under a steady trickle of pings
-/// through VoxClient, and measures kill → ready and failed client requests.
+/// through VoxClient, and measures kill → ready, kill → first answered verify, and failed
+/// client requests; with `--profiles` the store holds that many speakers first, and the
+/// cache worker's memory is read before and after the kills.
 struct RestartBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restart",
@@ -23,9 +25,13 @@ struct RestartBenchmark: AsyncParsableCommand {
     @Option(help: "Pause between pings of the trickle, in milliseconds (1-1000).")
     var pingIntervalMs = 2
 
+    @Option(help: "Speakers enrolled before the kills (0-1000000; 192 dims, no extra samples).")
+    var profiles = 0
+
     func validate() throws {
         guard (1...10_000).contains(kills) else { throw ValidationError("--kills must be between 1 and 10000; got \(kills)") }
         guard (1...1000).contains(pingIntervalMs) else { throw ValidationError("--ping-interval-ms must be between 1 and 1000") }
+        guard (0...1_000_000).contains(profiles) else { throw ValidationError("--profiles must be between 0 and 1000000") }
     }
 
     func run() async throws {
@@ -39,6 +45,29 @@ struct RestartBenchmark: AsyncParsableCommand {
         let control = VoxClient(configuration: VoxClientConfiguration(socketPath: daemon.dataDirectory + "/run/control.sock"))
         defer { control.close() }
         try await waitForCache(control: control, notPID: 0)
+
+        let dimension = 192
+        var vectors = BenchVectors(dimension: dimension, seed: 13)
+        var probes: [Envelope.OneOf_Message] = []
+        var memory = Table("cache worker", "profiles", "VmRSS MiB", "raw embedding MiB", "budget 1.5 × raw + 50 MiB", "within budget")
+        let rawMiB = Double(profiles * dimension * 4) / 1_048_576
+        func readMemory(_ moment: String) async throws {
+            let rss = try residentMiB(pid: try await cachePID(control: control))
+            memory.add(moment, "\(profiles)", format(rss, decimals: 1), format(rawMiB, decimals: 1),
+                       format(1.5 * rawMiB + 50, decimals: 1), rss <= 1.5 * rawMiB + 50 ? "yes" : "no")
+        }
+        if profiles > 0 {
+            let embeddings = (0..<profiles).map { _ in vectors.unit() }
+            let enrolled = try EnrollLoad.run(socketPath: daemon.socketPath, clients: 32, count: profiles) { embeddings[$0] }
+            print("enrolled \(profiles) speakers in \(format(enrolled.seconds, decimals: 1)) s", to: &standardError)
+            probes = (0..<1000).map { i in
+                let speaker = (i * 7_919) % profiles
+                return verifyMessage(benchSpeakerID(speaker), vectors.around(embeddings[speaker], spread: 0.03))
+            }
+            try await readMemory("after enrolling (all written through it)")
+        }
+        let verifier = VoxClient(configuration: VoxClientConfiguration(socketPath: daemon.socketPath))
+        defer { verifier.close() }
 
         let pinger = VoxClient(configuration: VoxClientConfiguration(socketPath: daemon.socketPath))
         defer { pinger.close() }
@@ -58,29 +87,60 @@ struct RestartBenchmark: AsyncParsableCommand {
         }
 
         var latencies = LatencySamples(capacity: kills)
-        for _ in 0..<kills {
+        var verifyLatencies = LatencySamples(capacity: kills)
+        for round in 0..<kills {
             let victim = try await cachePID(control: control)
+            let probe = probes.isEmpty ? nil : probes[round % probes.count]
             let killedAt = monotonicNanoseconds()
             kill(victim, SIGKILL)
+            // The first verify after the kill, as a client would send it: it waits in the
+            // socket's backlog (held by the supervisor) until the new worker serves it.
+            let verified = Task { () -> UInt64 in
+                guard let probe else { return 0 }
+                guard case .verifyOk = try await verifier.send(probe) else { throw BenchError("verify after the kill failed") }
+                return monotonicNanoseconds() - killedAt
+            }
             try await waitForCache(control: control, notPID: victim)
             latencies.record(monotonicNanoseconds() - killedAt)
+            if probe != nil { verifyLatencies.record(try await verified.value) }
             try await Task.sleep(for: .milliseconds(100))  // let the trickle use the new worker
         }
+        if profiles > 0 { try await readMemory("after the last restart (preloaded)") }
         trickle.cancel()
         let (sent, failed) = await trickle.value
 
-        var table = Table("kills", "kill→ready p50 ms", "kill→ready p99 ms", "max ms", "pings sent", "pings failed")
-        table.add("\(kills)", format(latencies.percentileMicroseconds(50) / 1000, decimals: 1),
-                  format(latencies.percentileMicroseconds(99) / 1000, decimals: 1),
-                  format(latencies.percentileMicroseconds(100) / 1000, decimals: 1), "\(sent)", "\(failed.count)")
-        print("Cache worker SIGKILLed \(kills) times, 100 ms apart, under a ping every \(pingIntervalMs) ms (VoxClient with retry, empty store;")
-        print("settings stable_after_ms=100 and flap_threshold=10000 so that every kill meets a healthy worker)")
+        func milliseconds(_ samples: LatencySamples, _ p: Double) -> String {
+            samples.nanoseconds.isEmpty ? "-" : format(samples.percentileMicroseconds(p) / 1000, decimals: 1)
+        }
+        var table = Table("profiles", "kills", "kill→ready p50 ms", "p99 ms", "max ms",
+                          "kill→first verify p50 ms", "p99 ms", "max ms", "pings sent", "pings failed")
+        table.add("\(profiles)", "\(kills)", milliseconds(latencies, 50), milliseconds(latencies, 99), milliseconds(latencies, 100),
+                  milliseconds(verifyLatencies, 50), milliseconds(verifyLatencies, 99), milliseconds(verifyLatencies, 100),
+                  "\(sent)", "\(failed.count)")
+        print("Cache worker SIGKILLed \(kills) times, 100 ms apart, under a ping every \(pingIntervalMs) ms (VoxClient with retry, \(profiles == 0 ? "empty store" : "\(profiles) profiles × \(dimension) dims"));")
+        print("settings stable_after_ms=100 and flap_threshold=10000 so that every kill meets a healthy worker")
         print()
         print(table.render())
+        if profiles > 0 {
+            print()
+            print("Cache worker memory (VmRSS from /proc/<pid>/status; raw embedding bytes = profiles × \(dimension) × 4)")
+            print()
+            print(memory.render())
+        }
         print()
         print("Reference: systemd's default RestartSec alone is 100 ms before a restart even begins.")
         for failure in Set(failed).prefix(5) { print("  failure: \(failure)") }
         if !failed.isEmpty { throw ExitCode(1) }
+    }
+
+    /// VmRSS of `pid` in MiB.
+    private func residentMiB(pid: Int32) throws -> Double {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kib = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else {
+            throw BenchError("no VmRSS for pid \(pid)")
+        }
+        return kib / 1024
     }
 
     private func cachePID(control: VoxClient) async throws -> Int32 {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A plain-text table in Markdown form, so the output pastes straight into the README.
 struct Table {
     var header: [String]
@@ -59,3 +61,9 @@ func monotonicNanoseconds() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &now)
     return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
+
+/// Standard error as a `print(_:to:)` target, for progress lines that stay out of the tables.
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }
+}
+nonisolated(unsafe) var standardError = StandardError()

@@ -7,5 +7,8 @@ struct VoxsyncBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "voxsync-bench",
         abstract: "Measure voxsync against reference tools.",
-        subcommands: [FramesBenchmark.self, PingBenchmark.self, RestartBenchmark.self, SyncBenchmark.self])
+        subcommands: [
+            FramesBenchmark.self, PingBenchmark.self, VerifyBenchmark.self, IdentifyBenchmark.self,
+            EnrollBenchmark.self, RestartBenchmark.self, SyncBenchmark.self,
+        ])
 }

@@ -87,4 +87,75 @@ import VoxCore
         #expect(matrix.topK([1, 0], k: 10, minScore: 0.5).count == 4, "the orthogonal one is below min_score")
         #expect(EmbeddingMatrix(dimension: 2).topK([1, 0], k: 3) == [])
     }
+
+    // MARK: The upper-plane scan must equal a full float32 scan, bit for bit.
+
+    /// Rows that make the prefilter work hard: random ones, near-duplicates of one direction
+    /// (many rows within the error bound of each other), exact duplicates (ties), vectors of
+    /// very different lengths, and some with tiny (subnormal) components.
+    func awkwardRows(_ dimension: Int, count: Int, _ rng: inout Generator) -> [[Float]] {
+        let centre = randomVector(dimension, &rng)
+        return (0..<count).map { index -> [Float] in
+            switch index % 5 {
+            case 0: return randomVector(dimension, &rng)
+            case 1: return centre.map { $0 + Float.random(in: -0.001...0.001, using: &rng) }
+            case 2: return centre
+            case 3: return randomVector(dimension, &rng).map { $0 * 1e6 }
+            default: return randomVector(dimension, &rng).enumerated().map { $0.offset % 3 == 1 ? Float.leastNormalMagnitude / 1024 : $0.element }
+            }
+        }
+    }
+
+    @Test(arguments: [1, 3, 16, 17, 100, 192, 200])
+    func topKEqualsTheFullFloat32Scan(dimension: Int) {
+        var rng = Generator(state: UInt64(dimension))
+        var matrix = EmbeddingMatrix(dimension: dimension)
+        for (index, row) in awkwardRows(dimension, count: 600, &rng).enumerated() { matrix.upsert("s\(index)", embedding: row) }
+        for probeIndex in 0..<30 {
+            let probe = probeIndex % 2 == 0 ? randomVector(dimension, &rng) : matrix.embedding(of: "s1")!
+            for k in [1, 10, 250] {
+                for minScore: Float in [-.infinity, 0, 0.9] {
+                    let fast = matrix.topK(probe, k: k, minScore: minScore)
+                    let full = matrix.topKFullScan(probe, k: k, minScore: minScore)
+                    #expect(fast == full, "dimension \(dimension), k \(k), min \(minScore)")
+                }
+            }
+        }
+    }
+
+    @Test func theEmbeddingComesBackBitForBitAndItsCosineMatchesTheScan() {
+        var rng = Generator(state: 9)
+        var matrix = EmbeddingMatrix(dimension: 192)
+        let rows = awkwardRows(192, count: 50, &rng)
+        for (index, row) in rows.enumerated() { matrix.upsert("s\(index)", embedding: row) }
+        for (index, row) in rows.enumerated() {
+            #expect(matrix.embedding(of: "s\(index)")!.map(\.bitPattern) == row.map(\.bitPattern))
+        }
+        let probe = randomVector(192, &rng)
+        for match in matrix.topK(probe, k: 50) {
+            #expect(matrix.cosine(of: match.id, unitProbe: VectorMath.normalized(probe)) == match.score)
+        }
+        #expect(matrix.embedding(of: "nobody") == nil)
+        #expect(matrix.cosine(of: "nobody", unitProbe: VectorMath.normalized(probe)) == nil)
+    }
+
+    @Test func removingMovesTheLastRowWithAllItsParts() {
+        var rng = Generator(state: 10)
+        var matrix = EmbeddingMatrix(dimension: 20)
+        var rows: [String: [Float]] = [:]
+        for index in 0..<30 {
+            let row = randomVector(20, &rng).map { $0 * Float(index + 1) }  // lengths differ per row
+            rows["s\(index)"] = row
+            matrix.upsert("s\(index)", embedding: row)
+        }
+        for index in stride(from: 0, to: 30, by: 3) {
+            matrix.remove("s\(index)")
+            rows["s\(index)"] = nil
+        }
+        #expect(matrix.count == rows.count)
+        for (id, row) in rows {
+            #expect(matrix.embedding(of: id) == row)
+            #expect(matrix.topK(row, k: 1).first?.id == id, "each row is its own best match")
+        }
+    }
 }

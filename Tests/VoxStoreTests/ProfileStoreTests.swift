@@ -172,4 +172,54 @@ import VoxStore
         let error = #expect(throws: StoreError.self) { try open() }
         #expect(error?.message.contains("schema version 99") == true)
     }
+
+    // MARK: Preload and access times
+
+    @Test func forEachLiveReadsEveryLiveRowWithItsEmbeddingInPlace() throws {
+        let store = try open()
+        try store.put(alice(), now: 1)
+        try store.put(ProfileRecord(speakerID: "bob", embedding: [0, -2.5, Float.leastNormalMagnitude / 1024, 3]), now: 2)
+        try store.put(ProfileRecord(speakerID: "gone", embedding: [1, 1, 1, 1]), now: 3)
+        _ = try store.delete("gone", now: 4)
+        var seen: [String: (embedding: [Float], record: ProfileRecord)] = [:]
+        try withUnsafeTemporaryAllocation(of: Float.self, capacity: 4) { scratch in
+            try store.forEachLive { row throws(StoreError) in
+                guard let embedding = row.embedding(into: scratch) else {
+                    Issue.record("no embedding for \(row.speakerID)")
+                    return
+                }
+                seen[row.speakerID] = (Array(embedding), try row.record(embedding: false))
+            }
+        }
+        #expect(seen.keys.sorted() == ["alice", "bob"], "tombstones are not preloaded")
+        #expect(seen["bob"]?.embedding.map(\.bitPattern) == ([0, -2.5, Float.leastNormalMagnitude / 1024, 3] as [Float]).map(\.bitPattern))
+        #expect(seen["alice"]?.record.samples == alice().samples)
+        #expect(seen["alice"]?.record.embedding == [], "left to the caller, who read it in place")
+        #expect(seen["alice"]?.record.threshold == 0.3)
+    }
+
+    @Test func accessTimesAreRecordedWithoutANewVersionOrOutboxRowAndNeverMoveBack() throws {
+        let store = try open()
+        let stored = try store.put(alice(), now: 1)
+        try store.recordAccess([(speakerID: "alice", at: 500), (speakerID: "nobody", at: 500)])
+        #expect(try store.lastAccess(of: "alice") == 500)
+        try store.recordAccess([(speakerID: "alice", at: 300)])
+        #expect(try store.lastAccess(of: "alice") == 500, "an older time does not overwrite a newer one")
+        #expect(try store.get("alice") == stored, "same version, same row")
+        #expect(try store.outboxCount() == 1, "access times are local: nothing to sync")
+        #expect(try store.list(prefix: "", limit: 10) == ["alice"], "unknown speakers are skipped, not created")
+        var lastAccess: [String: Int64] = [:]
+        try store.forEachLive { row throws(StoreError) in lastAccess[row.speakerID] = row.lastAccess }
+        #expect(lastAccess == ["alice": 500])
+    }
+
+    @Test func preparedStatementsAreReusedAcrossManyWritesAndReads() throws {
+        let store = try open()
+        for round in 0..<3 {
+            let results = try store.putBatch((0..<50).map { (ProfileRecord(speakerID: "s\($0)", embedding: [Float(round + 1), 0, 0, 1]), nil) }, now: Int64(round))
+            #expect(results.allSatisfy { (try? $0.get()) != nil })
+            for index in 0..<50 { #expect(try store.get("s\(index)")?.embedding == [Float(round + 1), 0, 0, 1]) }
+        }
+        #expect(try store.outboxCount() == 150)
+    }
 }

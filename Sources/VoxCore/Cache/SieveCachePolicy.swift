@@ -7,33 +7,53 @@
 /// therefore flushes itself out (its entries are never revisited) instead of flushing out the
 /// speakers who unlock every day, which is what LRU does.
 ///
-/// A pure value keyed by any hashable id; it holds no profiles, only the decision.
+/// A pure value keyed by any hashable id; it holds no profiles, only the decision. Inlinable,
+/// so that the cache worker gets it specialised for `String` keys: `access` runs on every
+/// verify, and the generic version costs a witness-table call per hash and comparison.
 public struct SieveCachePolicy<Key: Hashable & Sendable>: Sendable {
-    private struct Node: Sendable {
-        var key: Key
-        var visited: Bool
-        var newer: Int?   // towards the head (newest)
-        var older: Int?   // towards the tail (oldest)
+    @usableFromInline
+    struct Node: Sendable {
+        @usableFromInline var key: Key
+        @usableFromInline var visited: Bool
+        @usableFromInline var newer: Int?   // towards the head (newest)
+        @usableFromInline var older: Int?   // towards the tail (oldest)
+
+        @inlinable
+        init(key: Key, visited: Bool, newer: Int?, older: Int?) {
+            self.key = key
+            self.visited = visited
+            self.newer = newer
+            self.older = older
+        }
     }
 
     public let capacity: Int
-    private var nodes: [Node] = []
-    private var free: [Int] = []
-    private var index: [Key: Int] = [:]
-    private var head: Int?  // newest
-    private var tail: Int?  // oldest
-    private var hand: Int?
+    @usableFromInline var nodes: [Node] = []
+    @usableFromInline var free: [Int] = []
+    @usableFromInline var index: [Key: Int] = [:]
+    @usableFromInline var head: Int?  // newest
+    @usableFromInline var tail: Int?  // oldest
+    @usableFromInline var hand: Int?
 
     public init(capacity: Int) {
         precondition(capacity > 0)
         self.capacity = capacity
     }
 
-    public var count: Int { index.count }
+    @inlinable public var count: Int { index.count }
 
-    public func contains(_ key: Key) -> Bool { index[key] != nil }
+    /// Room for `count` entries without growing (a preload knows its size).
+    @inlinable
+    public mutating func reserveCapacity(_ count: Int) {
+        let count = min(count, capacity)
+        nodes.reserveCapacity(count)
+        index.reserveCapacity(count)
+    }
+
+    @inlinable public func contains(_ key: Key) -> Bool { index[key] != nil }
 
     /// A read of `key`: true (and remembered) if cached, false on a miss.
+    @inlinable
     public mutating func access(_ key: Key) -> Bool {
         guard let slot = index[key] else { return false }
         nodes[slot].visited = true
@@ -41,7 +61,7 @@ public struct SieveCachePolicy<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Admits `key` (after a miss or a prefetch); returns the key evicted to make room, if any.
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func insert(_ key: Key) -> Key? {
         if let slot = index[key] {
             nodes[slot].visited = true
@@ -66,12 +86,14 @@ public struct SieveCachePolicy<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Forgets `key` (deleted or invalidated).
+    @inlinable
     public mutating func remove(_ key: Key) {
         guard let slot = index.removeValue(forKey: key) else { return }
         unlink(slot)
     }
 
-    private mutating func evict() -> Key? {
+    @usableFromInline
+    mutating func evict() -> Key? {
         var cursor = hand ?? tail
         while let slot = cursor {
             if nodes[slot].visited {
@@ -88,7 +110,8 @@ public struct SieveCachePolicy<Key: Hashable & Sendable>: Sendable {
         return nil
     }
 
-    private mutating func unlink(_ slot: Int) {
+    @usableFromInline
+    mutating func unlink(_ slot: Int) {
         let node = nodes[slot]
         if hand == slot { hand = node.newer }
         if let newer = node.newer { nodes[newer].older = node.older } else { head = node.older }

@@ -44,6 +44,9 @@ public struct ProfileRules: Sendable, Equatable {
         guard bytes <= maxSpeakerIDBytes else {
             throw Violation(kind: .invalidArgument, field: "speaker_id", message: "is \(bytes) bytes; at most \(maxSpeakerIDBytes) are allowed")
         }
+        // Printable ASCII (nearly every id) needs no Unicode property lookup; this check runs
+        // on every verify.
+        if id.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return }
         if let control = id.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
             throw Violation(
                 kind: .invalidArgument, field: "speaker_id",

@@ -1,12 +1,24 @@
-/// Unit-length embeddings of every live speaker in one contiguous float32 array, scanned
-/// exactly for the top k by cosine similarity (DESIGN §3 Identify).
+/// The embedding of every live speaker, exactly as enrolled, in one contiguous float32 matrix
+/// scanned exactly for the top k by cosine similarity (DESIGN §3 Identify).
 ///
-/// Rows are kept normalised, so cosine is a dot product. Removing a row moves the last row
-/// into its place: O(1), and the matrix stays dense. Memory is exactly rows × D × 4 bytes
-/// plus the ids.
+/// Each float is stored split in two planes: its upper 16 bits (sign, exponent and 7
+/// significand bits — a bfloat16, truncated) and its lower 16 bits. Together they are the
+/// float bit for bit, so the matrix costs rows × D × 4 bytes like a plain one, and it is the
+/// only copy of the embeddings the cache worker holds. The scan reads only the upper plane —
+/// half the memory traffic of a float32 scan, which is what bounds it — and gets a score that
+/// is off by at most a per-row bound (Cauchy–Schwarz on the dropped bits). Rows whose
+/// bound-widened score could still reach the k-th best are rescored in full float32, so the
+/// answer is exactly that of a full float32 scan (`topKFullScan`, which the tests compare).
+///
+/// Removing a row moves the last row into its place: O(1), and the matrix stays dense.
 public struct EmbeddingMatrix: Sendable {
     public let dimension: Int
-    private var values: [Float] = []
+    private var high: [UInt16] = []
+    private var low: [UInt16] = []
+    /// 1 / ‖row‖: rows keep their enrolled length, so cosine is dot × this.
+    private var inverseNorms: [Float] = []
+    /// The largest distance between a row's scan score and its exact score, for any unit probe.
+    private var errorBounds: [Float] = []
     private var ids: [String] = []
     private var rowOf: [String: Int] = [:]
 
@@ -17,17 +29,110 @@ public struct EmbeddingMatrix: Sendable {
 
     public var count: Int { ids.count }
 
-    /// Adds or replaces `id`'s row (normalised here).
+    public func contains(_ id: String) -> Bool { rowOf[id] != nil }
+
+    public mutating func reserveCapacity(_ rows: Int) {
+        high.reserveCapacity(rows * dimension)
+        low.reserveCapacity(rows * dimension)
+        inverseNorms.reserveCapacity(rows)
+        errorBounds.reserveCapacity(rows)
+        ids.reserveCapacity(rows)
+        rowOf.reserveCapacity(rows)
+    }
+
+    /// Adds or replaces `id`'s row. `embedding` must have a finite, non-zero norm.
     public mutating func upsert(_ id: String, embedding: [Float]) {
+        embedding.withUnsafeBufferPointer { upsert(id, embedding: $0) }
+    }
+
+    /// Adds or replaces `id`'s row from floats in place (the store's preload hands them over
+    /// without an intermediate array).
+    public mutating func upsert(_ id: String, embedding: UnsafeBufferPointer<Float>) {
         precondition(embedding.count == dimension, "embedding of the wrong dimension")
-        let unit = VectorMath.normalized(embedding)
-        if let row = rowOf[id] {
-            values.replaceSubrange(row * dimension..<(row + 1) * dimension, with: unit)
+        let inverseNorm = 1 / VectorMath.dot(embedding, embedding).squareRoot()
+        // The scan sees each value with its lower 16 bits zeroed or replaced by its neighbour's
+        // upper 16 bits; either way it is off by less than one bfloat16 ulp, 2^(exponent − 7)
+        // (2^-133 at most for zero and subnormal values).
+        let dropped = Self.squaredULPs(embedding)  // an upper bound of ‖row − what the scan sees‖²
+        // One hash lookup finds the row or claims the next one (a preload adds 100 000).
+        let next = ids.count
+        let row = Self.claim(&rowOf[id, default: -1], next: next)
+        if row != next {
+            let base = row * dimension
+            for column in 0..<dimension {
+                let bits = embedding[column].bitPattern
+                high[base + column] = UInt16(truncatingIfNeeded: bits >> 16)
+                low[base + column] = UInt16(truncatingIfNeeded: bits)
+            }
         } else {
-            rowOf[id] = ids.count
             ids.append(id)
-            values.append(contentsOf: unit)
+            growIfFull()
+            withUnsafeTemporaryAllocation(of: UInt16.self, capacity: 2 * dimension) { halves in
+                Self.split(embedding, upper: UnsafeMutableBufferPointer(rebasing: halves[0..<dimension]),
+                           lower: UnsafeMutableBufferPointer(rebasing: halves[dimension...]))
+                high.append(contentsOf: UnsafeBufferPointer(rebasing: halves[0..<dimension]))
+                low.append(contentsOf: UnsafeBufferPointer(rebasing: halves[dimension...]))
+            }
+            inverseNorms.append(0)
+            errorBounds.append(0)
         }
+        inverseNorms[row] = inverseNorm
+        // Scaled to the unit row, widened for the rounding of two float sums of ≤ 1 in size.
+        errorBounds[row] = dropped.squareRoot() * inverseNorm * 1.001 + 1e-4
+    }
+
+    /// Σ over the values of one bfloat16 ulp squared, 8 values at a time (a preload does this
+    /// for 19 million values).
+    private static func squaredULPs(_ values: UnsafeBufferPointer<Float>) -> Float {
+        let raw = UnsafeRawPointer(values.baseAddress!)
+        var sum = SIMD8<Float>()
+        var column = 0
+        while column + 8 <= values.count {
+            let bits = raw.loadUnaligned(fromByteOffset: column * 4, as: SIMD8<UInt32>.self)
+            let ulp = unsafeBitCast(bits & 0x7F80_0000, to: SIMD8<Float>.self) * (1 / 128)
+            let bounded = ulp.replacing(with: 0x1p-133, where: ulp .< 0x1p-133)
+            sum += bounded * bounded
+            column += 8
+        }
+        var total = sum.sum()
+        while column < values.count {
+            let ulp = max(Float(bitPattern: values[column].bitPattern & 0x7F80_0000) / 128, 0x1p-133)
+            total += ulp * ulp
+            column += 1
+        }
+        return total
+    }
+
+    /// The upper and lower 16 bits of each value, 8 values at a time.
+    private static func split(_ values: UnsafeBufferPointer<Float>, upper: UnsafeMutableBufferPointer<UInt16>, lower: UnsafeMutableBufferPointer<UInt16>) {
+        let raw = UnsafeRawPointer(values.baseAddress!)
+        let upperRaw = UnsafeMutableRawPointer(upper.baseAddress!), lowerRaw = UnsafeMutableRawPointer(lower.baseAddress!)
+        var column = 0
+        while column + 8 <= values.count {
+            let bits = raw.loadUnaligned(fromByteOffset: column * 4, as: SIMD8<UInt32>.self)
+            upperRaw.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: bits &>> 16), toByteOffset: column * 2, as: SIMD8<UInt16>.self)
+            lowerRaw.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: bits), toByteOffset: column * 2, as: SIMD8<UInt16>.self)
+            column += 8
+        }
+        while column < values.count {
+            upper[column] = UInt16(truncatingIfNeeded: values[column].bitPattern >> 16)
+            lower[column] = UInt16(truncatingIfNeeded: values[column].bitPattern)
+            column += 1
+        }
+    }
+
+    private static func claim(_ slot: inout Int, next: Int) -> Int {
+        if slot < 0 { slot = next }
+        return slot
+    }
+
+    /// Grows the planes by a quarter rather than the standard library's doubling: at 100 000
+    /// × 192 a doubled plane pair would hold up to 73 MiB of unused capacity.
+    private mutating func growIfFull() {
+        guard high.count + dimension > high.capacity else { return }
+        let rows = max(1024, ids.count + ids.count / 4)
+        high.reserveCapacity(rows * dimension)
+        low.reserveCapacity(rows * dimension)
     }
 
     public mutating func remove(_ id: String) {
@@ -35,14 +140,37 @@ public struct EmbeddingMatrix: Sendable {
         let last = ids.count - 1
         if row != last {
             let lastID = ids[last]
-            values.withUnsafeMutableBufferPointer { buffer in
-                for column in 0..<dimension { buffer[row * dimension + column] = buffer[last * dimension + column] }
+            for column in 0..<dimension {
+                high[row * dimension + column] = high[last * dimension + column]
+                low[row * dimension + column] = low[last * dimension + column]
             }
+            inverseNorms[row] = inverseNorms[last]
+            errorBounds[row] = errorBounds[last]
             ids[row] = lastID
             rowOf[lastID] = row
         }
         ids.removeLast()
-        values.removeLast(dimension)
+        high.removeLast(dimension)
+        low.removeLast(dimension)
+        inverseNorms.removeLast()
+        errorBounds.removeLast()
+    }
+
+    /// `id`'s embedding exactly as enrolled, or nil.
+    public func embedding(of id: String) -> [Float]? {
+        guard let row = rowOf[id] else { return nil }
+        return [Float](unsafeUninitializedCapacity: dimension) { buffer, initialized in
+            write(row: row, into: buffer)
+            initialized = dimension
+        }
+    }
+
+    /// Cosine similarity of `id`'s embedding with a probe of unit length, or nil.
+    public func cosine(of id: String, unitProbe: [Float]) -> Float? {
+        guard let row = rowOf[id] else { return nil }
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { scratch in
+            exactScore(row: row, scratch: scratch, unitProbe: unitProbe)
+        }
     }
 
     /// A match of `topK`.
@@ -52,25 +180,171 @@ public struct EmbeddingMatrix: Sendable {
     }
 
     /// The `k` rows most similar to `probe` with a score of at least `minScore`, best first;
-    /// ties broken by id so results are deterministic. Exact: every row is scored.
+    /// ties broken by id so results are deterministic. Exact: equal to `topKFullScan`.
     public func topK(_ probe: [Float], k: Int, minScore: Float = -.infinity) -> [Match] {
         precondition(probe.count == dimension, "probe of the wrong dimension")
         guard k > 0, !ids.isEmpty else { return [] }
         let unit = VectorMath.normalized(probe)
+        let candidates = scanUpperPlane(unit, k: k, minScore: minScore)
         var best = TopK(capacity: k)
-        unit.withUnsafeBufferPointer { query in
-            values.withUnsafeBufferPointer { matrix in
-                for row in 0..<ids.count {
-                    let slice = UnsafeBufferPointer(rebasing: matrix[row * dimension..<(row + 1) * dimension])
-                    let score = VectorMath.dot(query, slice)
-                    if score >= minScore { best.offer(score: score, row: row, ids: ids) }
-                }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { scratch in
+            for row in candidates {
+                let score = exactScore(row: row, scratch: scratch, unitProbe: unit)
+                if score >= minScore { best.offer(score: score, row: row, ids: ids) }
             }
         }
         return best.sorted(ids: ids).map { Match(id: ids[$0.row], score: $0.score) }
     }
+
+    /// The reference `topK` must equal: every row scored in full float32.
+    public func topKFullScan(_ probe: [Float], k: Int, minScore: Float = -.infinity) -> [Match] {
+        precondition(probe.count == dimension, "probe of the wrong dimension")
+        guard k > 0, !ids.isEmpty else { return [] }
+        let unit = VectorMath.normalized(probe)
+        var best = TopK(capacity: k)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { scratch in
+            for row in 0..<ids.count {
+                let score = exactScore(row: row, scratch: scratch, unitProbe: unit)
+                if score >= minScore { best.offer(score: score, row: row, ids: ids) }
+            }
+        }
+        return best.sorted(ids: ids).map { Match(id: ids[$0.row], score: $0.score) }
+    }
+
+    // MARK: Scanning
+
+    /// The rows that may belong to the top k: a row is dropped only when even its score
+    /// widened by its error bound stays below the k-th best score narrowed by theirs.
+    private func scanUpperPlane(_ unit: [Float], k: Int, minScore: Float) -> [Int] {
+        let dimension = self.dimension
+        let chunks = dimension / 16
+        // The probe de-interleaved per 16 columns: one 32-bit load of the upper plane holds
+        // two neighbouring columns, the even one in its low half, the odd one in its high half.
+        var even = [SIMD8<Float>](repeating: .zero, count: chunks)
+        var odd = [SIMD8<Float>](repeating: .zero, count: chunks)
+        for chunk in 0..<chunks {
+            for lane in 0..<8 {
+                even[chunk][lane] = unit[chunk * 16 + 2 * lane]
+                odd[chunk][lane] = unit[chunk * 16 + 2 * lane + 1]
+            }
+        }
+        var floor = KthLargest(k: k)  // the k-th best lower bound so far
+        var candidates: [(row: Int, upper: Float)] = []
+        high.withUnsafeBufferPointer { high in
+            let plane = UnsafeRawPointer(high.baseAddress!)
+            inverseNorms.withUnsafeBufferPointer { inverseNorms in
+                errorBounds.withUnsafeBufferPointer { errorBounds in
+                    even.withUnsafeBufferPointer { even in
+                        odd.withUnsafeBufferPointer { odd in
+                            unit.withUnsafeBufferPointer { unit in
+                                /// Columns past the last whole chunk, one by one.
+                                func tail(_ row: Int) -> Float {
+                                    var sum: Float = 0
+                                    for column in chunks * 16..<dimension {
+                                        sum += Float(bitPattern: UInt32(high[row * dimension + column]) << 16) * unit[column]
+                                    }
+                                    return sum
+                                }
+                                func offer(_ row: Int, _ sum: Float) {
+                                    let score = sum * inverseNorms[row]
+                                    let bound = errorBounds[row]
+                                    let upper = score + bound
+                                    guard upper >= floor.value, upper >= minScore else { return }
+                                    candidates.append((row, upper))
+                                    floor.offer(score - bound)
+                                }
+                                // Two rows at a time share the probe's loads. A 32-bit load of
+                                // the upper plane is two columns: shifted left, the even one
+                                // exactly; as it is, the odd one with its neighbour's bits below
+                                // (within the error bound, and no masking instruction).
+                                var row = 0
+                                let rows = inverseNorms.count
+                                while row + 1 < rows {
+                                    let first = row * dimension * 2, second = first + dimension * 2
+                                    var evenA = SIMD8<Float>(), oddA = SIMD8<Float>()
+                                    var evenB = SIMD8<Float>(), oddB = SIMD8<Float>()
+                                    for chunk in 0..<chunks {
+                                        let a = plane.loadUnaligned(fromByteOffset: first + chunk * 32, as: SIMD8<UInt32>.self)
+                                        let b = plane.loadUnaligned(fromByteOffset: second + chunk * 32, as: SIMD8<UInt32>.self)
+                                        let e = even[chunk], o = odd[chunk]
+                                        evenA += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * e
+                                        oddA += unsafeBitCast(a, to: SIMD8<Float>.self) * o
+                                        evenB += unsafeBitCast(b &<< 16, to: SIMD8<Float>.self) * e
+                                        oddB += unsafeBitCast(b, to: SIMD8<Float>.self) * o
+                                    }
+                                    offer(row, (evenA + oddA).sum() + tail(row))
+                                    offer(row + 1, (evenB + oddB).sum() + tail(row + 1))
+                                    row += 2
+                                }
+                                if row < rows {
+                                    var sumEven = SIMD8<Float>(), sumOdd = SIMD8<Float>()
+                                    for chunk in 0..<chunks {
+                                        let a = plane.loadUnaligned(fromByteOffset: row * dimension * 2 + chunk * 32, as: SIMD8<UInt32>.self)
+                                        sumEven += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * even[chunk]
+                                        sumOdd += unsafeBitCast(a, to: SIMD8<Float>.self) * odd[chunk]
+                                    }
+                                    offer(row, (sumEven + sumOdd).sum() + tail(row))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Rows let in early, before the floor rose, may be out of reach now.
+        let final = floor.value
+        return candidates.filter { $0.upper >= final }.map(\.row)
+    }
+
+    /// `row` as floats, bit for bit as enrolled.
+    private func write(row: Int, into buffer: UnsafeMutableBufferPointer<Float>) {
+        let start = row * dimension
+        for column in 0..<dimension {
+            buffer[column] = Float(bitPattern: UInt32(high[start + column]) << 16 | UInt32(low[start + column]))
+        }
+    }
+
+    private func exactScore(row: Int, scratch: UnsafeMutableBufferPointer<Float>, unitProbe: [Float]) -> Float {
+        write(row: row, into: scratch)
+        return unitProbe.withUnsafeBufferPointer { VectorMath.dot(UnsafeBufferPointer(scratch), $0) } * inverseNorms[row]
+    }
 }
 
+/// The k-th largest of the values offered so far (−∞ until k were offered): a min-heap of k.
+struct KthLargest {
+    private let k: Int
+    private var heap: [Float] = []
+
+    init(k: Int) {
+        self.k = k
+        heap.reserveCapacity(k)
+    }
+
+    var value: Float { heap.count < k ? -.infinity : heap[0] }
+
+    mutating func offer(_ value: Float) {
+        if heap.count < k {
+            heap.append(value)
+            var child = heap.count - 1
+            while child > 0, heap[child] < heap[(child - 1) / 2] {
+                heap.swapAt(child, (child - 1) / 2)
+                child = (child - 1) / 2
+            }
+        } else if value > heap[0] {
+            heap[0] = value
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1, right = left + 1
+                var smallest = parent
+                if left < k, heap[left] < heap[smallest] { smallest = left }
+                if right < k, heap[right] < heap[smallest] { smallest = right }
+                guard smallest != parent else { return }
+                heap.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+    }
+}
 /// The k best (score, row) pairs seen so far, in a min-heap on score so each offer is
 /// O(log k) and most rows are rejected by one comparison with the heap's minimum.
 struct TopK {

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import VoxWire
+
+/// Verify round trips over the Unix socket against a real voxsyncd, side by side with Redis
+/// GET of a value of the same size (768 bytes: one 192-float embedding) on a Unix socket —
+/// driven by the same closed-loop client, and by redis-benchmark itself.
+struct VerifyBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Verify round trip: voxsyncd vs redis-server GET -d 768, both on Unix sockets, same client counts.")
+
+    @Option(help: "Path of voxsyncd (default: next to voxsync-bench).")
+    var voxsyncd: String?
+
+    @Option(help: "Socket of a running redis-server to compare with; without it the Redis rows are skipped.")
+    var redisSocket: String?
+
+    @Option(help: "Comma-separated client counts (1-1000 each).")
+    var clients: String = "1,50"
+
+    @Option(help: "Requests per row (1000-10000000).")
+    var requests: Int = 100_000
+
+    @Option(help: "Enrolled speakers the verifies are spread over (1-1000000).")
+    var speakers: Int = 1000
+
+    func validate() throws {
+        guard (1000...10_000_000).contains(requests) else {
+            throw ValidationError("--requests must be between 1000 and 10000000; got \(requests)")
+        }
+        guard (1...1_000_000).contains(speakers) else { throw ValidationError("--speakers must be between 1 and 1000000; got \(speakers)") }
+        _ = try parseClientCounts(clients)
+    }
+
+    func run() throws {
+        let dimension = 192
+        let daemon = try DaemonProcess(executable: voxsyncd ?? DaemonProcess.siblingExecutable)
+        defer { daemon.stop() }
+
+        var vectors = BenchVectors(dimension: dimension, seed: 7)
+        let embeddings = (0..<speakers).map { _ in vectors.unit() }
+        _ = try EnrollLoad.run(socketPath: daemon.socketPath, clients: min(32, speakers), count: speakers) { embeddings[$0] }
+        // Probes: a fresh utterance of each speaker, cycled through by every connection.
+        let probes = try VoxsyncFrameRingDialect.frames((0..<min(speakers, 1024)).map {
+            verifyMessage(benchSpeakerID($0), vectors.around(embeddings[$0], spread: 0.03))
+        })
+        let redisKey = "key:__rand_int__"  // the key redis-benchmark's GET reads when run without -r
+        if let redisSocket {
+            let value = [UInt8](repeating: UInt8(ascii: "x"), count: 4 * dimension)
+            _ = try PollClosedLoopClient.run(socketPath: redisSocket, clients: 1, requests: 1) { RedisSetDialect(key: redisKey, value: value) }
+        }
+
+        var table = Table("server · client", "clients", "requests/s", "p50 µs", "p99 µs")
+        for count in try parseClientCounts(clients) {
+            var connection = 0
+            func verifyDialect() -> VoxsyncFrameRingDialect {
+                defer { connection += 1 }
+                return VoxsyncFrameRingDialect(frames: probes, start: connection * 7919)  // each connection starts elsewhere
+            }
+            // Warm up both sides (page faults, allocator, branch predictors) before measuring.
+            _ = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000), dialect: verifyDialect)
+            let vox = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: verifyDialect)
+            table.add("voxsyncd verify · closed-loop client", "\(count)", format(Double(vox.samples.nanoseconds.count) / vox.seconds),
+                      format(vox.samples.percentileMicroseconds(50)), format(vox.samples.percentileMicroseconds(99)))
+            guard let redisSocket else { continue }
+            let redis = try PollClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) {
+                RedisGetDialect(key: redisKey, valueSize: 4 * dimension)
+            }
+            table.add("redis-server GET 768 B · the same closed-loop client", "\(count)", format(Double(redis.samples.nanoseconds.count) / redis.seconds),
+                      format(redis.samples.percentileMicroseconds(50)), format(redis.samples.percentileMicroseconds(99)))
+            let row = try RedisBenchmark(socketPath: redisSocket).run(test: "get", clients: count, requests: requests)
+            table.add("redis-server GET 768 B · redis-benchmark -t get", "\(count)", format(row.requestsPerSecond),
+                      format(row.p50Microseconds), format(row.p99Microseconds))
+        }
+        print("Verify round trip over a Unix socket (\(requests) requests per row, \(speakers) speakers × \(dimension) dims, release build;")
+        print("Redis serves GET of a \(4 * dimension)-byte value, the size of one embedding)")
+        print()
+        print(table.render())
+    }
+}
+
+/// Client counts from a comma-separated option.
+func parseClientCounts(_ text: String) throws -> [Int] {
+    let counts = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !counts.isEmpty, counts.allSatisfy({ (1...1000).contains($0) }) else {
+        throw ValidationError("--clients must be numbers from 1 to 1000 separated by commas; got '\(text)'")
+    }
+    return counts
+}

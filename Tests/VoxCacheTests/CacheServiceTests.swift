@@ -1,0 +1,151 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+import VoxCore
+import VoxStore
+import VoxWire
+@testable import VoxCache
+@testable import VoxTransport
+
+/// The cache worker's service driven directly, without a socket: what it answers from memory,
+/// what it reads from SQLite, and what it keeps across a restart.
+@Suite struct CacheServiceTests {
+    static let dimension = 8
+    let path = NSTemporaryDirectory() + "voxsync-cache-\(UUID().uuidString).sqlite"
+
+    /// A service on a loop of its own; `body` runs with it, and it is shut down afterwards.
+    func withService<T>(capacity: Int, _ body: (CacheService) async throws -> T) async throws -> T {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let service = try CacheService(
+            configuration: StoreConfiguration(path: path, dimension: Self.dimension, origin: "test-instance"),
+            cacheCapacity: capacity, loop: group.next())
+        do {
+            let result = try await body(service)
+            try await service.shutdown()
+            try await group.shutdownGracefully()
+            return result
+        } catch {
+            try? await service.shutdown()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    func send(_ service: CacheService, _ request: Envelope.OneOf_Message) async throws -> Envelope.OneOf_Message {
+        let connection = ConnectionInfo(eventLoop: service.loop, peer: PeerCredentials(pid: 0, uid: 0, gid: 0))
+        switch try await service.loop.submit({ service.respond(to: request, connection: connection) }).get() {
+        case .now(let answer): return answer
+        case .later(let future): return try await future.get()
+        }
+    }
+
+    /// A distinct direction per speaker number.
+    static func vector(_ speaker: Int) -> [Float] {
+        (0..<dimension).map { Float(sin(Double(speaker * 31 + $0 * 7) + 0.5)) }
+    }
+
+    static func speaker(_ number: Int) -> String { "speaker-\(number)" }
+
+    func enroll(_ service: CacheService, _ number: Int, samples: [[Float]] = []) async throws {
+        var put = Voxsync_V1_PutRequest()
+        put.profile.speakerID = Self.speaker(number)
+        put.profile.embedding.values = Self.vector(number)
+        put.profile.samples = samples.map { var e = Embedding(); e.values = $0; return e }
+        guard case .putOk = try await send(service, .put(put)) else { throw CacheTestError("enroll of \(number) failed") }
+    }
+
+    /// Verifies speaker `number` with its own vector; returns where the answer came from.
+    func verify(_ service: CacheService, _ number: Int) async throws -> Voxsync_V1_Source {
+        var verify = Voxsync_V1_VerifyRequest()
+        verify.speakerID = Self.speaker(number)
+        verify.probe.values = Self.vector(number)
+        guard case .verifyOk(let answer) = try await send(service, .verify(verify)) else { throw CacheTestError("verify of \(number) failed") }
+        #expect(answer.accepted && abs(answer.score - 1) < 1e-5, "a speaker's own vector scores 1")
+        return answer.source
+    }
+
+    @Test func aScanOfOneOffSpeakersDoesNotEvictTheOnesWhoUnlockEveryDay() async throws {
+        let regulars = 0..<10
+        let others = 100..<400
+        try await withService(capacity: 15) { service in
+            for number in regulars { try await enroll(service, number) }
+            for number in others { try await enroll(service, number) }  // fills the cache with others
+            for number in regulars { _ = try await verify(service, number) }  // warm: read back from SQLite
+            for number in regulars  {
+                let source = try await verify(service, number)
+                #expect(source == .cache)
+            }
+
+            // Scans of 100 speakers each (an admin check, a bulk re-verify) between the
+            // regulars' daily unlocks: 100 one-off reads through a cache of 15.
+            for scan in 0..<3 {
+                for number in others.dropFirst(scan * 100).prefix(100) {
+                    let source = try await verify(service, number)
+                    #expect(source == .sqlite, "a one-off read is a miss")
+                }
+                for number in regulars {
+                    let source = try await verify(service, number)
+                    #expect(source == .cache, "regular \(number) after scan \(scan)")
+                }
+            }
+            guard case .statsOk(let stats) = try await send(service, .stats(.init())) else { throw CacheTestError("no stats") }
+            #expect(stats.cacheEntries <= 15 && stats.cacheCapacity == 15)
+            #expect(stats.profiles == 310, "the identify matrix holds every live profile, cached or not")
+        }
+    }
+
+    @Test func aRestartPreloadsTheMostRecentlyUsedProfilesFirst() async throws {
+        try await withService(capacity: 100) { service in
+            for number in 0..<20 { try await enroll(service, number) }
+            for number in [3, 7, 11] { _ = try await verify(service, number) }
+        }  // shutting down writes the access times
+        try await withService(capacity: 5) { service in
+            for number in [3, 7, 11]  {
+                let source = try await verify(service, number)
+                #expect(source == .cache, "used recently: preloaded")
+            }
+            // The other two places go to the most recently written of the rest.
+            for number in [19, 18]  {
+                let source = try await verify(service, number)
+                #expect(source == .cache, "written last: preloaded")
+            }
+            let source = try await verify(service, 0)
+            #expect(source == .sqlite, "neither used nor recently written: not preloaded")
+        }
+    }
+
+    @Test func aCachedProfileComesBackWholeAndScoresAsTheMeanCosine() async throws {
+        let samples = [Self.vector(50), Self.vector(51).map { $0 * 3 }]
+        try await withService(capacity: 10) { service in
+            try await enroll(service, 1, samples: samples)
+            var get = Voxsync_V1_GetRequest()
+            get.speakerID = Self.speaker(1)
+            guard case .getOk(let answer) = try await send(service, .get(get)) else { throw CacheTestError("no profile") }
+            #expect(answer.source == .cache)
+            #expect(answer.profile.embedding.values.map(\.bitPattern) == Self.vector(1).map(\.bitPattern), "bit for bit as enrolled")
+            #expect(answer.profile.samples.map(\.values) == samples)
+
+            let probe = Self.vector(2)
+            var verify = Voxsync_V1_VerifyRequest()
+            verify.speakerID = Self.speaker(1)
+            verify.probe.values = probe
+            guard case .verifyOk(let verdict) = try await send(service, .verify(verify)) else { throw CacheTestError("no verdict") }
+            let expected = ([Self.vector(1)] + samples).map { VectorMath.cosine($0, probe) }.reduce(0, +) / 3
+            #expect(abs(verdict.score - expected) < 1e-5)
+        }
+        // After a restart the same profile comes from the preload, still whole.
+        try await withService(capacity: 10) { service in
+            var get = Voxsync_V1_GetRequest()
+            get.speakerID = Self.speaker(1)
+            guard case .getOk(let answer) = try await send(service, .get(get)) else { throw CacheTestError("no profile") }
+            #expect(answer.source == .cache)
+            #expect(answer.profile.embedding.values == Self.vector(1) && answer.profile.samples.map(\.values) == samples)
+        }
+    }
+}
+
+struct CacheTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
