@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "VoxMetrics",
             dependencies: [
-                "VoxWire", "VoxTransport",
+                "VoxWire", "VoxTransport", "VoxCore", "CHiredis",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -220,7 +220,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "VoxClient", "VoxCore", "VoxWire", "VoxTransport", "VoxStore", "VoxSync", "VoxTestSupport",
+                "VoxClient", "VoxCore", "VoxWire", "VoxTransport", "VoxStore", "VoxSync", "VoxMetrics", "VoxTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),

@@ -20,9 +20,11 @@ extension RemoteStore {
 
 /// Administrative helpers for tests and benchmarks: a short-lived client, a new database.
 public enum PostgresAdmin {
-    /// Runs `body` with a connected one-connection pool for `url`.
-    public static func withClient<T: Sendable>(_ url: PostgresURL, logger: Logger, _ body: @escaping @Sendable (PostgresClient) async throws -> T) async throws -> T {
-        let client = PostgresClient(configuration: RemoteStore.clientConfiguration(url: url, poolSize: 1), backgroundLogger: logger)
+    /// Runs `body` with a connected pool of `poolSize` connections for `url`.
+    public static func withClient<T: Sendable>(
+        _ url: PostgresURL, poolSize: Int = 1, logger: Logger, _ body: @escaping @Sendable (PostgresClient) async throws -> T
+    ) async throws -> T {
+        let client = PostgresClient(configuration: RemoteStore.clientConfiguration(url: url, poolSize: poolSize), backgroundLogger: logger)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 await client.run()

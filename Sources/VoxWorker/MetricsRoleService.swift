@@ -22,6 +22,7 @@ final class MetricsRoleService: WorkerRoleService {
     private let logger: Logger
     private let collector = SnapshotCollector()
     private let servers = NIOLockedValueBoxHolder<(UnixSocketServer, MetricsHTTPServer?)>()
+    private let mirror = NIOLockedValueBoxHolder<RedisMirror>()
 
     init(configuration: VoxsyncConfiguration, instanceID: String, registry: MetricsRegistry, logger: Logger) {
         self.configuration = configuration
@@ -62,15 +63,30 @@ final class MetricsRoleService: WorkerRoleService {
         }
         servers.value = (socket, http)
 
+        if let text = configuration.redisURL {
+            let (collector, registry) = (collector, registry)
+            let mirror = RedisMirror(
+                url: try RedisURL(parsing: text),
+                plan: RedisMirrorPlan(prefix: configuration.redisPrefix, instance: instanceID, ttlSeconds: Int(configuration.redisTTL.seconds)),
+                logger: logger
+            ) { collector.all + [registry.snapshot(role: .metrics, pid: getpid(), takenAt: 0)] }
+            mirror.start()
+            self.mirror.value = mirror
+            detail += "; mirrored to Redis \(try RedisURL(parsing: text)) under \(configuration.redisPrefix):"
+        } else {
+            detail += "; no Redis mirror (redis_url unset)"
+        }
+
         let deadline = ContinuousClock.now + .milliseconds(1500)
         while !collector.has([.supervisor, .cache, .sync]) && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        return detail + "; Redis mirror not built yet"
+        return detail
     }
 
     func run() async throws {
         try? await gracefulShutdown()
+        mirror.value?.stop()
         await servers.value?.1?.close()
         await servers.value?.0.shutdown()
     }

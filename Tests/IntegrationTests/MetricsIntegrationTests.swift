@@ -72,7 +72,7 @@ import Glibc
         #expect(Self.value(before, "jarvis_queue_size") == Double(enrolls), "no PostgreSQL configured: the outbox waits")
 
         if let promtool = ProcessInfo.processInfo.environment["VOXSYNC_TEST_PROMTOOL"] {
-            #expect(try Self.promtoolCheck(promtool, before) == 0, "promtool check metrics accepts the exposition")
+            #expect(try await Self.promtoolCheck(promtool, before) == 0, "promtool check metrics accepts the exposition")
         }
 
         // SIGKILL the metrics worker: its successor shows the same totals at its first scrape.
@@ -121,17 +121,10 @@ import Glibc
         #expect(service.worker(.metrics, in: try await service.status()).restarts == 0, "not a crash loop")
     }
 
-    static func promtoolCheck(_ promtool: String, _ text: String) throws -> Int32 {
+    static func promtoolCheck(_ promtool: String, _ text: String) async throws -> Int32 {
         let file = NSTemporaryDirectory() + "voxsync-metrics-\(UUID().uuidString).txt"
         try text.write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
-        var pid: pid_t = 0
-        let argv = ["/bin/sh", "-c", "\"$0\" check metrics < \"$1\"", promtool, file]
-        var cArguments = argv.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
-        guard posix_spawn(&pid, "/bin/sh", nil, nil, &cArguments, environ) == 0 else { throw IntegrationError("cannot run promtool") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        return (status >> 8) & 0xff
+        return try await runCommand(["/bin/sh", "-c", "\"$0\" check metrics < \"$1\"", promtool, file])
     }
 }

@@ -130,3 +130,26 @@ final class ServiceProcess: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: logPath)
     }
 }
+
+/// Runs `argv` (absolute program path first) to completion and returns its exit code, on a
+/// thread of its own: `initdb`, `pg_ctl` or `redis-server` can take a second, which must not
+/// hold one of the cooperative pool's (here two) threads. (Foundation's
+/// `Process.waitUntilExit` was seen never to return once `pg_ctl start` had left a daemon
+/// behind, so this is `posix_spawn` and `waitpid`.)
+func runCommand(_ argv: [String]) async throws -> Int32 {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, Error>) in
+        Thread.detachNewThread { continuation.resume(with: Result { try runCommandBlocking(argv) }) }
+    }
+}
+
+/// `runCommand` on the calling thread (for clean-up in a `defer`, where nothing can await).
+func runCommandBlocking(_ argv: [String]) throws -> Int32 {
+    var cArguments = argv.map { strdup($0) } + [nil]
+    defer { cArguments.forEach { free($0) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, argv[0], nil, nil, &cArguments, environ)
+    guard spawned == 0 else { throw IntegrationError("cannot run \(argv[0]): \(String(cString: strerror(spawned)))") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}

@@ -126,7 +126,8 @@ struct SyncIntegrationTests {
     @Test func postgresStoppedWritesStayLocalTheBreakerOpensAndEverythingDrainsWhenItIsBack() async throws {
         let cluster = try PrivatePostgres()
         defer { cluster.destroy() }
-        try cluster.start()
+        try await cluster.initialize()
+        try await cluster.start()
         let service = try await ServiceProcess.started(settings: Self.settings(cluster.url, [
             "circuit_failure_threshold=2", "circuit_break_ms=200",
         ]))
@@ -134,7 +135,7 @@ struct SyncIntegrationTests {
         try await Self.enroll(service, (0..<20).map { "before-\($0)" })
         try await eventually(timeout: .seconds(30), "the first writes synced") { (try? await Self.syncStatus(service).queueSize) == 0 }
 
-        try cluster.stop()
+        try await cluster.stop()
         try await Self.enroll(service, (0..<30).map { "during-\($0)" }, seed: 100)
         try await eventually(timeout: .seconds(30), "the breaker open with the writes queued") {
             let status = try await Self.syncStatus(service)
@@ -146,7 +147,7 @@ struct SyncIntegrationTests {
         guard case .getOk(let got) = try await client.send(Self.get("during-7")) else { throw IntegrationError("no get_ok") }
         #expect(got.profile.metadata == "seed 107")
 
-        try cluster.start()
+        try await cluster.start()
         try await eventually(timeout: .seconds(60), "the queue drained after PostgreSQL came back") {
             let status = try await Self.syncStatus(service)
             return status.queueSize == 0 && status.circuitState == "closed"
@@ -204,31 +205,21 @@ final class PrivatePostgres: @unchecked Sendable {
     init() throws {
         url = try PostgresURL(parsing: "postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable")
         try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        try run(["init", directory])
     }
 
-    func start() throws { try run(["start", directory, String(port)]) }
-    func stop() throws { try run(["stop", directory]) }
+    func initialize() async throws { try await run(["init", directory]) }
+    func start() async throws { try await run(["start", directory, String(port)]) }
+    func stop() async throws { try await run(["stop", directory]) }
 
     func destroy() {
-        try? stop()
+        // Synchronous on purpose (a defer): stop the server, then remove its files.
+        _ = try? runCommandBlocking(["/bin/bash", Self.script, "stop", directory])
         try? FileManager.default.removeItem(atPath: parent)
     }
 
-    /// Runs the script and waits for it with `waitpid`. (Foundation's `Process.waitUntilExit`
-    /// was seen never to return here once `pg_ctl start` had left a daemon behind: the
-    /// child stayed a zombie.)
-    private func run(_ arguments: [String]) throws {
-        let argv = ["/bin/bash", Self.script] + arguments
-        var cArguments = argv.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, "/bin/bash", nil, nil, &cArguments, environ)
-        guard spawned == 0 else { throw IntegrationError("cannot run launch/test-postgres: \(String(cString: strerror(spawned)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        let exitCode = (status >> 8) & 0xff
-        guard status & 0x7f == 0, exitCode == 0 else {
+    private func run(_ arguments: [String]) async throws {
+        let status = try await runCommand(["/bin/bash", Self.script] + arguments)
+        guard status == 0 else {
             throw IntegrationError("launch/test-postgres \(arguments.joined(separator: " ")) failed (status \(status))")
         }
     }

@@ -92,3 +92,44 @@ import VoxWire
         #expect(SnapshotRules.problem(in: bad)?.contains("at most") == true)
     }
 }
+
+@Suite struct RedisMirrorPlanTests {
+    let plan = RedisMirrorPlan(prefix: "jarvis", instance: "i-1", ttlSeconds: 3600, samples: 1000)
+
+    @Test func countersGoUpByWhatWasAddedAndSurviveARestartOfTheirProcess() {
+        let first = plan.commands(counters: [("cache_hits_total", 10)], gauges: [], mirrored: [:], nowMilliseconds: 1_000, tick: 1)
+        #expect(first.commands.contains(["INCRBYFLOAT", "jarvis:metrics:cache_hits_total:i-1", "10"]))
+        #expect(first.mirrored == ["cache_hits_total": 10])
+        let second = plan.commands(counters: [("cache_hits_total", 15)], gauges: [], mirrored: first.mirrored, nowMilliseconds: 2_000, tick: 2)
+        #expect(second.commands.contains(["INCRBYFLOAT", "jarvis:metrics:cache_hits_total:i-1", "5"]))
+        // The cache worker restarted: its total starts again from 0 and now says 3.
+        let third = plan.commands(counters: [("cache_hits_total", 3)], gauges: [], mirrored: second.mirrored, nowMilliseconds: 3_000, tick: 3)
+        #expect(third.commands.contains(["INCRBYFLOAT", "jarvis:metrics:cache_hits_total:i-1", "3"]))
+        #expect(third.commands.contains(["HSET", "jarvis:mirror:i-1", "cache_hits_total", "3"]), "the totals mirrored are kept in Redis too")
+        let unchanged = plan.commands(counters: [("cache_hits_total", 3)], gauges: [], mirrored: third.mirrored, nowMilliseconds: 4_000, tick: 4)
+        #expect(!unchanged.commands.contains { $0.first == "INCRBYFLOAT" })
+    }
+
+    @Test func gaugesExpireAndEverySampleIsAUniqueMemberOfATrimmedSeries() {
+        let a = plan.commands(counters: [], gauges: [("queue_size", 7)], mirrored: [:], nowMilliseconds: 5_000, tick: 1).commands
+        let b = plan.commands(counters: [], gauges: [("queue_size", 7)], mirrored: [:], nowMilliseconds: 5_000, tick: 2).commands
+        #expect(a.contains(["SET", "jarvis:metrics:queue_size:i-1", "7", "EX", "3600"]))
+        let memberA = a.first { $0.first == "ZADD" }!
+        let memberB = b.first { $0.first == "ZADD" }!
+        #expect(memberA[1] == "jarvis:metrics:ts:queue_size:i-1" && memberA[2] == "5000")
+        #expect(memberA[3] != memberB[3], "two equal samples are two members (the original system lost one)")
+        #expect(a.contains(["ZREMRANGEBYRANK", "jarvis:metrics:ts:queue_size:i-1", "0", "-1001"]), "the last 1000 stay")
+        #expect(a.contains(["SADD", "jarvis:instances", "i-1"]))
+    }
+
+    @Test func seriesMergeProcessesAndNameLabels() {
+        let registry = MetricsRegistry()
+        registry.setCounter("queries_total", [("type", "verify")], to: 4)
+        Timer(label: "write_latency_seconds", factory: VoxMetricsFactory(registry: registry)).recordNanoseconds(2_000_000)
+        let snapshot = registry.snapshot(role: .cache, pid: 1, takenAt: 0)
+        let (counters, _) = RedisMirrorPlan.series([snapshot, snapshot])
+        let named = Dictionary(uniqueKeysWithValues: counters)
+        #expect(named["queries_total{type=\"verify\"}"] == 8)
+        #expect(named["write_latency_seconds_count"] == 2)
+    }
+}

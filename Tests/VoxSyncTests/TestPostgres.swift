@@ -24,7 +24,10 @@ final class TestInstance: @unchecked Sendable {
         directory = NSTemporaryDirectory() + "voxsync-synctest-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.origin = origin
-        let configuration = StoreConfiguration(path: directory + "/voxsync.sqlite", dimension: Self.dimension, origin: origin)
+        var configuration = StoreConfiguration(path: directory + "/voxsync.sqlite", dimension: Self.dimension, origin: origin)
+        // These tests write on the cooperative pool (2 threads here): no fsync per write, or a
+        // test of 1000 writes would hold a thread for seconds and starve every other suite.
+        configuration.synchronousFull = false
         profiles = try ProfileStore(configuration: configuration)
         remote = RemoteStore(url: remoteURL, poolSize: 2, logger: TestPostgres.logger)
         let remote = self.remote

@@ -16,8 +16,9 @@ public enum TestPostgres {
         try await PostgresAdmin.createDatabase(on: PostgresURL(parsing: adminURL!), prefix: "vs_", logger: logger)
     }
 
-    /// Runs `body` with a connected pool for `url`.
+    /// Runs `body` with a connected pool of two connections for `url` (two: a test may hold a
+    /// transaction open on one while it writes on the other).
     public static func withClient<T: Sendable>(_ url: PostgresURL, _ body: @escaping @Sendable (PostgresClient) async throws -> T) async throws -> T {
-        try await PostgresAdmin.withClient(url, logger: logger, body)
+        try await PostgresAdmin.withClient(url, poolSize: 2, logger: logger, body)
     }
 }

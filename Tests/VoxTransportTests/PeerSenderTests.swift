@@ -59,7 +59,12 @@ import VoxWire
         let server = try await Self.serve(path, recorder)
         try await Self.waitFor("both messages") { recorder.messages.count == 2 }
         #expect(recorder.messages == [Self.invalidate("a"), Self.invalidate("b")], "in order, and no afterLoss: nothing was lost")
-        let counters = try await sender.counters().get()
+        var counters = try await sender.counters().get()
+        for _ in 0..<200 where counters.delivered < 2 {
+            // The acknowledgements travel back after the recorder saw the messages.
+            try await Task.sleep(for: .milliseconds(10))
+            counters = try await sender.counters().get()
+        }
         #expect(counters.delivered == 2 && counters.dropped == 0)
         await server.shutdown()
     }

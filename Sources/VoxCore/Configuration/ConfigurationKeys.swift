@@ -65,7 +65,27 @@ public enum ConfigurationKeys {
         milliseconds("postgres_timeout_ms", "Deadline of one PostgreSQL call (connecting included); longer counts as a failure.", \.postgresTimeout, 100...600_000),
         integer("circuit_failure_threshold", "Consecutive PostgreSQL failures that open the circuit breaker.", \.circuitFailureThreshold, 1...1000),
         milliseconds("circuit_break_ms", "First circuit-breaker break; doubles while failures go on, up to 60 s.", \.circuitBreak, 10...60_000),
-        url("redis_url", "Redis to mirror metrics into (redis://, rediss://, unix://).", \.redisURL, schemes: ["redis", "rediss", "unix"]),
+        ConfigurationKey(
+            name: "redis_url", help: "Redis to mirror metrics into (redis://[:password@]host:port/db or unix:///path); unset: no mirror.",
+            parse: { (text, config) throws(ConfigurationError) in
+                if text.isEmpty {
+                    config.redisURL = nil
+                    return
+                }
+                _ = try RedisURL(parsing: text)
+                config.redisURL = text
+            },
+            render: { $0.redisURL }),
+        ConfigurationKey(
+            name: "redis_prefix", help: "Prefix of every Redis key (<prefix>:metrics:<name>:<instance>).",
+            parse: { (text, config) throws(ConfigurationError) in
+                guard !text.isEmpty, text.utf8.count <= 64, !text.contains(where: { $0.isWhitespace || $0 == ":" }) else {
+                    throw ConfigurationError("redis_prefix must be 1-64 characters without spaces or ':'; got '\(text)'")
+                }
+                config.redisPrefix = text
+            },
+            render: { $0.redisPrefix }),
+        milliseconds("redis_ttl_ms", "Expiry of mirrored Redis values without news.", \.redisTTL, 1000...604_800_000),
         ConfigurationKey(
             name: "metrics_address", help: "host:port of the Prometheus endpoint; empty disables it.",
             parse: { (text, config) throws(ConfigurationError) in
@@ -178,21 +198,5 @@ public enum ConfigurationKeys {
                 set(&config, value)
             },
             render: { String(get($0)) })
-    }
-
-    private static func url(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, String?> & Sendable, schemes: [String]) -> ConfigurationKey {
-        ConfigurationKey(
-            name: name, help: help,
-            parse: { (text, config) throws(ConfigurationError) in
-                if text.isEmpty {
-                    config[keyPath: path] = nil
-                    return
-                }
-                guard let components = URLComponents(string: text), let scheme = components.scheme, schemes.contains(scheme) else {
-                    throw ConfigurationError("\(name) must be a URL starting with \(schemes.map { $0 + "://" }.joined(separator: " or ")); got '\(ConfigurationLoader.redacted(text))'")
-                }
-                config[keyPath: path] = text
-            },
-            render: { $0[keyPath: path] })
     }
 }

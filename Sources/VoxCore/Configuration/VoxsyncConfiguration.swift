@@ -47,6 +47,10 @@ public struct VoxsyncConfiguration: Sendable, Equatable {
     public var circuitBreak: Duration = .seconds(1)
     /// Redis to mirror metrics into (`redis://host:port`, `unix:///path`); nil: none.
     public var redisURL: String?
+    /// Prefix of the mirrored Redis keys.
+    public var redisPrefix = "voxsync"
+    /// Expiry of mirrored Redis values that stop being updated.
+    public var redisTTL: Duration = .seconds(3600)
     /// Prometheus endpoint; empty disables it.
     public var metricsAddress = "127.0.0.1:9090"
     /// Prefix of every metric name (`voxsync_cache_hits_total`); `jarvis` gives the original
