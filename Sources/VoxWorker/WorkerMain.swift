@@ -41,8 +41,10 @@ public enum WorkerMain {
         // Every process keeps its figures in one registry behind swift-metrics; all but the
         // metrics worker (which renders its own registry directly) report it once a second.
         let metrics = MetricsRegistry()
-        MetricsSystem.bootstrap(VoxMetricsFactory(registry: metrics))
-        if role != .metrics {
+        if configuration.metricsEnabled {
+            MetricsSystem.bootstrap(VoxMetricsFactory(registry: metrics))
+        }
+        if role != .metrics && configuration.metricsEnabled {
             MetricsReporter(
                 registry: metrics, role: WorkerRole(role), metricsSocket: configuration.workerSocketPath(.metrics),
                 loop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger

@@ -25,6 +25,9 @@ struct VerifyBenchmark: ParsableCommand {
     @Option(help: "Enrolled speakers the verifies are spread over (1-1000000).")
     var speakers: Int = 1000
 
+    @Flag(help: "Measure the cost of metrics instead: voxsyncd with metrics on and with metrics_enabled=false, rounds alternating.")
+    var compareMetrics = false
+
     func validate() throws {
         guard (1000...10_000_000).contains(requests) else {
             throw ValidationError("--requests must be between 1000 and 10000000; got \(requests)")
@@ -34,17 +37,11 @@ struct VerifyBenchmark: ParsableCommand {
     }
 
     func run() throws {
+        if compareMetrics { return try runMetricsComparison() }
         let dimension = 192
         let daemon = try DaemonProcess(executable: voxsyncd ?? DaemonProcess.siblingExecutable)
         defer { daemon.stop() }
-
-        var vectors = BenchVectors(dimension: dimension, seed: 7)
-        let embeddings = (0..<speakers).map { _ in vectors.unit() }
-        _ = try EnrollLoad.run(socketPath: daemon.socketPath, clients: min(32, speakers), count: speakers) { embeddings[$0] }
-        // Probes: a fresh utterance of each speaker, cycled through by every connection.
-        let probes = try VoxsyncFrameRingDialect.frames((0..<min(speakers, 1024)).map {
-            verifyMessage(benchSpeakerID($0), vectors.around(embeddings[$0], spread: 0.03))
-        })
+        let probes = try enrollAndMakeProbes(daemon, dimension: dimension)
         let redisKey = "key:__rand_int__"  // the key redis-benchmark's GET reads when run without -r
         if let redisSocket {
             let value = [UInt8](repeating: UInt8(ascii: "x"), count: 4 * dimension)
@@ -75,6 +72,59 @@ struct VerifyBenchmark: ParsableCommand {
         }
         print("Verify round trip over a Unix socket (\(requests) requests per row, \(speakers) speakers × \(dimension) dims, release build;")
         print("Redis serves GET of a \(4 * dimension)-byte value, the size of one embedding)")
+        print()
+        print(table.render())
+    }
+}
+
+extension VerifyBenchmark {
+    /// Enrolls the speakers and returns verify frames: a fresh utterance of each speaker, cycled
+    /// through by every connection.
+    func enrollAndMakeProbes(_ daemon: DaemonProcess, dimension: Int) throws -> [[UInt8]] {
+        var vectors = BenchVectors(dimension: dimension, seed: 7)
+        let embeddings = (0..<speakers).map { _ in vectors.unit() }
+        _ = try EnrollLoad.run(socketPath: daemon.socketPath, clients: min(32, speakers), count: speakers) { embeddings[$0] }
+        return try VoxsyncFrameRingDialect.frames((0..<min(speakers, 1024)).map {
+            verifyMessage(benchSpeakerID($0), vectors.around(embeddings[$0], spread: 0.03))
+        })
+    }
+
+    /// The verify load with metrics on and off, three alternating rounds each (the best of
+    /// each is kept: on a shared two-core machine the noise is all on the slow side).
+    func runMetricsComparison() throws {
+        let counts = try parseClientCounts(clients)
+        var best: [String: (rps: Double, p50: Double, p99: Double)] = [:]
+        for round in 0..<3 {
+            for enabled in round % 2 == 0 ? [true, false] : [false, true] {
+                let daemon = try DaemonProcess(
+                    executable: voxsyncd ?? DaemonProcess.siblingExecutable,
+                    arguments: ["--set", "metrics_enabled=\(enabled)", "--set", "metrics_address="])
+                defer { daemon.stop() }
+                let probes = try enrollAndMakeProbes(daemon, dimension: 192)
+                for count in counts {
+                    var connection = 0
+                    func dialect() -> VoxsyncFrameRingDialect {
+                        defer { connection += 1 }
+                        return VoxsyncFrameRingDialect(frames: probes, start: connection * 7919)
+                    }
+                    _ = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000), dialect: dialect)
+                    let run = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: dialect)
+                    let rps = Double(run.samples.nanoseconds.count) / run.seconds
+                    let key = "\(enabled) \(count)"
+                    if rps > best[key]?.rps ?? 0 {
+                        best[key] = (rps, run.samples.percentileMicroseconds(50), run.samples.percentileMicroseconds(99))
+                    }
+                }
+            }
+        }
+        var table = Table("voxsyncd verify", "clients", "requests/s", "p50 µs", "p99 µs", "cost of metrics")
+        for count in counts {
+            let on = best["true \(count)"]!, off = best["false \(count)"]!
+            table.add("metrics off", "\(count)", format(off.rps), format(off.p50), format(off.p99), "")
+            table.add("metrics on", "\(count)", format(on.rps), format(on.p50), format(on.p99),
+                      format((1 - on.rps / off.rps) * 100, decimals: 1) + " %")
+        }
+        print("Cost of metrics on the verify round trip (\(requests) requests per row, best of 3 alternating rounds, release build)")
         print()
         print(table.render())
     }

@@ -96,7 +96,7 @@ struct SuperviseCommand: AsyncParsableCommand {
                 }
             }
         }
-        reporter.start()
+        if configuration.metricsEnabled { reporter.start() }
 
         let service = SupervisorService(supervisor: supervisor, group: group, listenDescriptor: listenDescriptor,
                                         configuration: configuration, instanceID: instanceID, started: started, lock: lock)

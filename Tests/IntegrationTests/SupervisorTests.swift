@@ -10,166 +10,168 @@ import Glibc
 
 /// The process model, with real processes: a real voxsyncd, real workers, real signals.
 /// Serialized: each test runs five processes, and this machine has two cores.
-@Suite(.serialized) struct SupervisorTests {
-    static let roles: [WorkerRole] = [.cache, .sync, .metrics, .prefetch]
+extension ServiceTests {
+    @Suite(.serialized) struct SupervisorTests {
+        static let roles: [WorkerRole] = [.cache, .sync, .metrics, .prefetch]
 
-    @Test func killingEachWorkerInTurnRestartsOnlyThatOne() async throws {
-        let service = try await ServiceProcess.started()
-        defer { service.cleanUp() }
-        for (index, role) in Self.roles.enumerated() {
-            let before = try await service.status()
-            let victim = service.worker(role, in: before).pid
-            kill(victim, SIGKILL)
-            try await eventually("\(role) replaced after SIGKILL") {
-                let worker = service.worker(role, in: try await service.status())
-                return worker.pid != victim && worker.pid != 0 && worker.state == "ready"
+        @Test func killingEachWorkerInTurnRestartsOnlyThatOne() async throws {
+            let service = try await ServiceProcess.started()
+            defer { service.cleanUp() }
+            for (index, role) in Self.roles.enumerated() {
+                let before = try await service.status()
+                let victim = service.worker(role, in: before).pid
+                kill(victim, SIGKILL)
+                try await eventually("\(role) replaced after SIGKILL") {
+                    let worker = service.worker(role, in: try await service.status())
+                    return worker.pid != victim && worker.pid != 0 && worker.state == "ready"
+                }
+                let after = try await service.status()
+                let replaced = service.worker(role, in: after)
+                #expect(replaced.restarts == 1)
+                #expect(replaced.lastExitReason == "killed by SIGKILL")
+                #expect(!isAlive(victim))
+                for other in Self.roles where other != role {
+                    #expect(service.worker(other, in: after).pid == service.worker(other, in: before).pid, "\(other) kept its pid")
+                }
+                #expect(after.workers.map(\.restarts).reduce(0, +) == UInt32(index + 1))
             }
-            let after = try await service.status()
-            let replaced = service.worker(role, in: after)
-            #expect(replaced.restarts == 1)
-            #expect(replaced.lastExitReason == "killed by SIGKILL")
+            let client = service.client()
+            defer { client.close() }
+            try await client.ping()
+        }
+
+        @Test func aStoppedWorkerIsKilledAndReplacedWithinTheHeartbeatTimeout() async throws {
+            let service = try await ServiceProcess.started()
+            defer { service.cleanUp() }
+            let victim = service.worker(.sync, in: try await service.status()).pid
+            kill(victim, SIGSTOP)
+            // heartbeat_timeout_ms=800, checked every 100 ms, then a restart: well inside 3 s.
+            try await eventually(timeout: .seconds(3), "the SIGSTOPped sync worker replaced") {
+                let worker = service.worker(.sync, in: try await service.status())
+                return worker.pid != victim && worker.state == "ready"
+            }
+            #expect(service.worker(.sync, in: try await service.status()).lastExitReason == "killed by SIGKILL")
             #expect(!isAlive(victim))
-            for other in Self.roles where other != role {
-                #expect(service.worker(other, in: after).pid == service.worker(other, in: before).pid, "\(other) kept its pid")
+            #expect(service.log.contains("killing an unresponsive worker"))
+        }
+
+        @Test func aClientConnectingWhileTheCacheWorkerIsDownIsAnsweredNotRefused() async throws {
+            // A long first backoff keeps the cache worker down while the client connects.
+            let service = try await ServiceProcess.started(settings: ["restart_initial_ms=800"])
+            defer { service.cleanUp() }
+            let victim = service.worker(.cache, in: try await service.status()).pid
+            kill(victim, SIGKILL)
+            try await eventually("the cache worker is down") {
+                service.worker(.cache, in: try await service.status()).state == "backoff"
             }
-            #expect(after.workers.map(\.restarts).reduce(0, +) == UInt32(index + 1))
+            // Connecting gets only 50 ms of retries: if the socket refused connections the call
+            // would fail. The listening socket lives in the supervisor, so connect() succeeds into
+            // its backlog and the handshake is answered by the next cache worker.
+            let client = service.client { $0.connectTimeout = .milliseconds(50); $0.requestTimeout = .seconds(10) }
+            defer { client.close() }
+            let hello = try await client.serverHello()
+            #expect(hello.serverName.contains("cache"))
+            try await client.ping()
+            #expect(service.worker(.cache, in: try await service.status()).pid != victim)
         }
-        let client = service.client()
-        defer { client.close() }
-        try await client.ping()
-    }
 
-    @Test func aStoppedWorkerIsKilledAndReplacedWithinTheHeartbeatTimeout() async throws {
-        let service = try await ServiceProcess.started()
-        defer { service.cleanUp() }
-        let victim = service.worker(.sync, in: try await service.status()).pid
-        kill(victim, SIGSTOP)
-        // heartbeat_timeout_ms=800, checked every 100 ms, then a restart: well inside 3 s.
-        try await eventually(timeout: .seconds(3), "the SIGSTOPped sync worker replaced") {
-            let worker = service.worker(.sync, in: try await service.status())
-            return worker.pid != victim && worker.state == "ready"
+        @Test func killingTheSupervisorTakesEveryWorkerWithIt() async throws {
+            let service = try await ServiceProcess.started()
+            defer { service.cleanUp() }
+            let workers = try await service.status().workers.map(\.pid)
+            #expect(workers.count == 4 && workers.allSatisfy(isAlive))
+            service.signal(SIGKILL)
+            try await eventually(timeout: .seconds(1), "every worker gone within a second of the supervisor's SIGKILL") {
+                !workers.contains(where: isAlive)
+            }
         }
-        #expect(service.worker(.sync, in: try await service.status()).lastExitReason == "killed by SIGKILL")
-        #expect(!isAlive(victim))
-        #expect(service.log.contains("killing an unresponsive worker"))
-    }
 
-    @Test func aClientConnectingWhileTheCacheWorkerIsDownIsAnsweredNotRefused() async throws {
-        // A long first backoff keeps the cache worker down while the client connects.
-        let service = try await ServiceProcess.started(settings: ["restart_initial_ms=800"])
-        defer { service.cleanUp() }
-        let victim = service.worker(.cache, in: try await service.status()).pid
-        kill(victim, SIGKILL)
-        try await eventually("the cache worker is down") {
-            service.worker(.cache, in: try await service.status()).state == "backoff"
+        @Test func sigtermStopsCleanly() async throws {
+            let service = try await ServiceProcess.started()
+            defer { service.cleanUp() }
+            let workers = try await service.status().workers.map(\.pid)
+            let code = try await service.terminate()
+            #expect(code == 0)
+            #expect(!workers.contains(where: isAlive), "no orphans")
+            #expect(!FileManager.default.fileExists(atPath: service.socketPath), "client socket removed")
+            #expect(!FileManager.default.fileExists(atPath: service.controlPath), "control socket removed")
+            #expect(service.log.contains("voxsyncd: stopped"))
+            #expect(!service.log.contains("worker died"), "a graceful stop is not a crash:\n\(service.log)")
+            // Reverse start order: prefetch stops first, cache last, each with a clean exit.
+            let stops = service.log.split(separator: "\n").filter { $0.contains("worker stopped") }
+            let order = stops.compactMap { line in ["prefetch", "metrics", "sync", "cache"].first { line.contains("worker=\($0)") } }
+            #expect(order == ["prefetch", "metrics", "sync", "cache"], "\(stops)")
+            #expect(stops.allSatisfy { $0.contains("exited with code 0") }, "\(stops)")
         }
-        // Connecting gets only 50 ms of retries: if the socket refused connections the call
-        // would fail. The listening socket lives in the supervisor, so connect() succeeds into
-        // its backlog and the handshake is answered by the next cache worker.
-        let client = service.client { $0.connectTimeout = .milliseconds(50); $0.requestTimeout = .seconds(10) }
-        defer { client.close() }
-        let hello = try await client.serverHello()
-        #expect(hello.serverName.contains("cache"))
-        try await client.ping()
-        #expect(service.worker(.cache, in: try await service.status()).pid != victim)
-    }
 
-    @Test func killingTheSupervisorTakesEveryWorkerWithIt() async throws {
-        let service = try await ServiceProcess.started()
-        defer { service.cleanUp() }
-        let workers = try await service.status().workers.map(\.pid)
-        #expect(workers.count == 4 && workers.allSatisfy(isAlive))
-        service.signal(SIGKILL)
-        try await eventually(timeout: .seconds(1), "every worker gone within a second of the supervisor's SIGKILL") {
-            !workers.contains(where: isAlive)
+        @Test func sigtermDuringStartUpIsNotHeldUpByAWorkerThatNeverGetsReady() async throws {
+            let service = try ServiceProcess(settings: ["crash_at_start=metrics"])
+            defer { service.cleanUp() }
+            try await eventually("the supervisor answers status") { (try? await service.status()) != nil }
+            let code = try await service.terminate(timeout: .seconds(10))
+            #expect(code == 0)
         }
-    }
 
-    @Test func sigtermStopsCleanly() async throws {
-        let service = try await ServiceProcess.started()
-        defer { service.cleanUp() }
-        let workers = try await service.status().workers.map(\.pid)
-        let code = try await service.terminate()
-        #expect(code == 0)
-        #expect(!workers.contains(where: isAlive), "no orphans")
-        #expect(!FileManager.default.fileExists(atPath: service.socketPath), "client socket removed")
-        #expect(!FileManager.default.fileExists(atPath: service.controlPath), "control socket removed")
-        #expect(service.log.contains("voxsyncd: stopped"))
-        #expect(!service.log.contains("worker died"), "a graceful stop is not a crash:\n\(service.log)")
-        // Reverse start order: prefetch stops first, cache last, each with a clean exit.
-        let stops = service.log.split(separator: "\n").filter { $0.contains("worker stopped") }
-        let order = stops.compactMap { line in ["prefetch", "metrics", "sync", "cache"].first { line.contains("worker=\($0)") } }
-        #expect(order == ["prefetch", "metrics", "sync", "cache"], "\(stops)")
-        #expect(stops.allSatisfy { $0.contains("exited with code 0") }, "\(stops)")
-    }
-
-    @Test func sigtermDuringStartUpIsNotHeldUpByAWorkerThatNeverGetsReady() async throws {
-        let service = try ServiceProcess(settings: ["crash_at_start=metrics"])
-        defer { service.cleanUp() }
-        try await eventually("the supervisor answers status") { (try? await service.status()) != nil }
-        let code = try await service.terminate(timeout: .seconds(10))
-        #expect(code == 0)
-    }
-
-    @Test func aWorkerThatCrashesAtStartIsFlappingWhileTheOthersServe() async throws {
-        let service = try ServiceProcess(settings: [
-            "crash_at_start=prefetch", "flap_threshold=3", "restart_initial_ms=20", "restart_max_ms=400",
-        ])
-        defer { service.cleanUp() }
-        try await eventually(timeout: .seconds(15), "prefetch reported flapping\n\(service.log)") {
-            guard let status = try? await service.status() else { return false }
-            return service.worker(.prefetch, in: status).state == "flapping"
+        @Test func aWorkerThatCrashesAtStartIsFlappingWhileTheOthersServe() async throws {
+            let service = try ServiceProcess(settings: [
+                "crash_at_start=prefetch", "flap_threshold=3", "restart_initial_ms=20", "restart_max_ms=400",
+            ])
+            defer { service.cleanUp() }
+            try await eventually(timeout: .seconds(15), "prefetch reported flapping\n\(service.log)") {
+                guard let status = try? await service.status() else { return false }
+                return service.worker(.prefetch, in: status).state == "flapping"
+            }
+            let status = try await service.status()
+            let prefetch = service.worker(.prefetch, in: status)
+            #expect(prefetch.restarts >= 3)
+            #expect(prefetch.lastExitReason == "exited with code 70")
+            for role in [WorkerRole.cache, .sync, .metrics] {
+                #expect(service.worker(role, in: status).state == "ready")
+                #expect(service.worker(role, in: status).restarts == 0)
+            }
+            let client = service.client()
+            defer { client.close() }
+            try await client.ping()
+            #expect(service.log.contains("worker is flapping"))
         }
-        let status = try await service.status()
-        let prefetch = service.worker(.prefetch, in: status)
-        #expect(prefetch.restarts >= 3)
-        #expect(prefetch.lastExitReason == "exited with code 70")
-        for role in [WorkerRole.cache, .sync, .metrics] {
-            #expect(service.worker(role, in: status).state == "ready")
-            #expect(service.worker(role, in: status).restarts == 0)
+
+        @Test func aSecondSupervisorOnTheSameDataDirectoryIsRefused() async throws {
+            let first = try await ServiceProcess.started()
+            defer { first.cleanUp() }
+            let second = try ServiceProcess(dataDirectory: first.dataDirectory)
+            try await eventually("the second supervisor to exit") { !second.process.isRunning }
+            #expect(second.process.terminationStatus == 78)
+            #expect(second.log.contains("is in use by another voxsyncd (pid \(first.process.processIdentifier)"))
+            let client = first.client()
+            defer { client.close() }
+            try await client.ping()
+            #expect(first.process.isRunning)
+            try? FileManager.default.removeItem(atPath: second.logPath)
         }
-        let client = service.client()
-        defer { client.close() }
-        try await client.ping()
-        #expect(service.log.contains("worker is flapping"))
-    }
 
-    @Test func aSecondSupervisorOnTheSameDataDirectoryIsRefused() async throws {
-        let first = try await ServiceProcess.started()
-        defer { first.cleanUp() }
-        let second = try ServiceProcess(dataDirectory: first.dataDirectory)
-        try await eventually("the second supervisor to exit") { !second.process.isRunning }
-        #expect(second.process.terminationStatus == 78)
-        #expect(second.log.contains("is in use by another voxsyncd (pid \(first.process.processIdentifier)"))
-        let client = first.client()
-        defer { client.close() }
-        try await client.ping()
-        #expect(first.process.isRunning)
-        try? FileManager.default.removeItem(atPath: second.logPath)
-    }
+        @Test func badConfigurationIsRefusedWithTheReason() async throws {
+            let service = try ServiceProcess(settings: ["heartbeat_timeout_ms=soon"])
+            defer { service.cleanUp() }
+            try await eventually("voxsyncd to exit") { !service.process.isRunning }
+            #expect(service.process.terminationStatus == 78)
+            #expect(service.log.contains("heartbeat_timeout_ms must be a whole number of milliseconds; got 'soon'"))
+        }
 
-    @Test func badConfigurationIsRefusedWithTheReason() async throws {
-        let service = try ServiceProcess(settings: ["heartbeat_timeout_ms=soon"])
-        defer { service.cleanUp() }
-        try await eventually("voxsyncd to exit") { !service.process.isRunning }
-        #expect(service.process.terminationStatus == 78)
-        #expect(service.log.contains("heartbeat_timeout_ms must be a whole number of milliseconds; got 'soon'"))
-    }
+        @Test func aDataDirectoryThatCannotBeCreatedIsRefused() async throws {
+            let service = try ServiceProcess(dataDirectory: "/proc/voxsync-cannot-exist")
+            defer { try? FileManager.default.removeItem(atPath: service.logPath) }
+            try await eventually("voxsyncd to exit") { !service.process.isRunning }
+            #expect(service.process.terminationStatus == 78)
+            #expect(service.log.contains("data_dir: cannot create /proc/voxsync-cannot-exist"), "\(service.log)")
+        }
 
-    @Test func aDataDirectoryThatCannotBeCreatedIsRefused() async throws {
-        let service = try ServiceProcess(dataDirectory: "/proc/voxsync-cannot-exist")
-        defer { try? FileManager.default.removeItem(atPath: service.logPath) }
-        try await eventually("voxsyncd to exit") { !service.process.isRunning }
-        #expect(service.process.terminationStatus == 78)
-        #expect(service.log.contains("data_dir: cannot create /proc/voxsync-cannot-exist"), "\(service.log)")
-    }
-
-    @Test func runDirectoryAndSocketsArePrivate() async throws {
-        let service = try await ServiceProcess.started()
-        defer { service.cleanUp() }
-        var info = stat()
-        #expect(stat(service.dataDirectory + "/run", &info) == 0 && info.st_mode & 0o777 == 0o700)
-        #expect(stat(service.socketPath, &info) == 0 && info.st_mode & 0o777 == 0o600)
-        #expect(stat(service.controlPath, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        @Test func runDirectoryAndSocketsArePrivate() async throws {
+            let service = try await ServiceProcess.started()
+            defer { service.cleanUp() }
+            var info = stat()
+            #expect(stat(service.dataDirectory + "/run", &info) == 0 && info.st_mode & 0o777 == 0o700)
+            #expect(stat(service.socketPath, &info) == 0 && info.st_mode & 0o777 == 0o600)
+            #expect(stat(service.controlPath, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        }
     }
 }

@@ -99,6 +99,15 @@ public enum ConfigurationKeys {
             },
             render: { $0.metricsAddress }),
         ConfigurationKey(
+            name: "metrics_enabled", help: "true or false: keep and report metrics (false only to measure their cost).",
+            parse: { (text, config) throws(ConfigurationError) in
+                guard let value = Bool(text.lowercased()) else {
+                    throw ConfigurationError("metrics_enabled must be true or false; got '\(text)'")
+                }
+                config.metricsEnabled = value
+            },
+            render: { String($0.metricsEnabled) }),
+        ConfigurationKey(
             name: "metrics_namespace", help: "Prefix of every metric name; jarvis gives the original system's names.",
             parse: { (text, config) throws(ConfigurationError) in
                 let valid = !text.isEmpty && text.utf8.count <= 64 && text.unicodeScalars.enumerated().allSatisfy { index, scalar in

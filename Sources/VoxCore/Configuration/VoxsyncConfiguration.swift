@@ -53,6 +53,8 @@ public struct VoxsyncConfiguration: Sendable, Equatable {
     public var redisTTL: Duration = .seconds(3600)
     /// Prometheus endpoint; empty disables it.
     public var metricsAddress = "127.0.0.1:9090"
+    /// Whether the processes keep metrics at all (off only to measure what they cost).
+    public var metricsEnabled = true
     /// Prefix of every metric name (`voxsync_cache_hits_total`); `jarvis` gives the original
     /// system's names.
     public var metricsNamespace = "voxsync"
