@@ -12,6 +12,8 @@ import VoxWire
 ///   overwrite each other (the original system's bug); trimmed to the last `samples` entries.
 /// - `<prefix>:instances`: the set of instance ids; `<prefix>:instance:<instance>` exists (with
 ///   a short TTL) while the instance is alive.
+/// - `<prefix>:metrics:prefetch:<instance>`: the prefetch worker's figures (`prefetch_*`) as one
+///   JSON object, with the TTL.
 /// - `<prefix>:mirror:<instance>`: a hash of the counter totals already added, so a restarted
 ///   metrics worker continues the increments instead of adding everything again.
 public struct RedisMirrorPlan: Sendable {
@@ -66,9 +68,24 @@ public struct RedisMirrorPlan: Sendable {
             commands.append(["HSET", mirrorKey] + counters.flatMap { [$0.series, PrometheusExposition.number($0.value)] })
             commands.append(["EXPIRE", mirrorKey, ttl])
         }
+        // The prefetcher's statistics, together as one JSON value (what the original system's
+        // dashboards read), once the prefetch worker reports any.
+        let prefetch = (counters + gauges).filter { $0.series.hasPrefix("prefetch_") }
+        if !prefetch.isEmpty {
+            let fields = prefetch.map { "\"\(Self.jsonEscaped($0.series))\":\(Self.jsonNumber($0.value))" }
+            commands.append(["SET", "\(prefix):metrics:prefetch:\(instance)", "{" + fields.joined(separator: ",") + "}", "EX", ttl])
+        }
         commands.append(["SADD", "\(prefix):instances", instance])
         commands.append(["SET", "\(prefix):instance:\(instance)", String(nowMilliseconds), "EX", "10"])
         return (commands, totals)
+    }
+
+    static func jsonEscaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+    }
+
+    static func jsonNumber(_ value: Double) -> String {
+        value.isFinite ? PrometheusExposition.number(value) : "null"
     }
 
     /// The series of a snapshot set, merged across processes the way the exposition merges

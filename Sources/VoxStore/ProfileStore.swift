@@ -263,15 +263,7 @@ public final class ProfileStore {
                 metadata = excluded.metadata, version = excluded.version, origin = excluded.origin,
                 updated_at = excluded.updated_at, deleted = excluded.deleted
             """)
-        statement.bind(1, profile.speakerID)
-        statement.bind(2, floats: profile.embedding)
-        statement.bind(3, floats: profile.samples.flatMap { $0 })
-        statement.bind(4, Double(profile.threshold))
-        statement.bind(5, profile.metadata)
-        statement.bind(6, Int64(bitPattern: profile.version))
-        statement.bind(7, profile.origin)
-        statement.bind(8, profile.updatedAt)
-        statement.bind(9, Int64(profile.deleted ? 1 : 0))
+        statement.bind(profile: profile)
         defer { statement.reset() }
         _ = try statement.step()
     }
@@ -370,5 +362,21 @@ public final class ProfileStore {
                 _ = try insert.step()
             }
         }
+    }
+}
+
+extension Statement {
+    /// Binds a profile row's columns as ?1…?9: speaker_id, embedding, samples, threshold,
+    /// metadata, version, origin, updated_at, deleted (the order of every profiles upsert).
+    func bind(profile: ProfileRecord) {
+        bind(1, profile.speakerID)
+        bind(2, floats: profile.embedding)
+        bind(3, floats: profile.samples.flatMap { $0 })
+        bind(4, Double(profile.threshold))
+        bind(5, profile.metadata)
+        bind(6, Int64(bitPattern: profile.version))
+        bind(7, profile.origin)
+        bind(8, profile.updatedAt)
+        bind(9, Int64(profile.deleted ? 1 : 0))
     }
 }

@@ -207,15 +207,7 @@ public final class SyncStore {
             var changed: [String] = []
             for record in records {
                 upsert.reset()
-                upsert.bind(1, record.speakerID)
-                upsert.bind(2, floats: record.embedding)
-                upsert.bind(3, floats: record.samples.flatMap { $0 })
-                upsert.bind(4, Double(record.threshold))
-                upsert.bind(5, record.metadata)
-                upsert.bind(6, Int64(bitPattern: record.version))
-                upsert.bind(7, record.origin)
-                upsert.bind(8, record.updatedAt)
-                upsert.bind(9, Int64(record.deleted ? 1 : 0))
+                upsert.bind(profile: record)
                 _ = try upsert.step()
                 if database.changes > 0 { changed.append(record.speakerID) }
             }

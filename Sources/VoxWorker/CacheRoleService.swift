@@ -65,12 +65,8 @@ final class CacheRoleService: WorkerRoleService {
         service.onCommitted = { nudges.send(.outboxNudge(.init()), policy: .coalesce) }
         service.onAccess = { speaker, hit in accessEvents.record(speaker, hit: hit) }
         self.peers.value = Peers(nudges: nudges, accessEvents: accessEvents)
-        var internalConfiguration = ServerConfiguration()
-        internalConfiguration.acceptsInternalMessages = true
-        internalConfiguration.allowedUIDs.formUnion(configuration.allowedUIDs)
-        internalConfiguration.maxConnections = 64
-        self.internalServer.value = try await UnixSocketServer.bind(
-            path: configuration.workerSocketPath(.cache), identity: identity, configuration: internalConfiguration,
+        self.internalServer.value = try await WorkerSocket.bind(
+            .cache, configuration: configuration, instanceID: instanceID,
             responder: InternalResponder(service: service), group: group, logger: logger)
         // Read before serving starts: afterwards the state belongs to the service's event loop.
         let summary = service.summary

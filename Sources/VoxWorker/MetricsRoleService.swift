@@ -32,14 +32,9 @@ final class MetricsRoleService: WorkerRoleService {
     }
 
     func prepare() async throws -> String {
-        var internalConfiguration = ServerConfiguration()
-        internalConfiguration.acceptsInternalMessages = true
-        internalConfiguration.allowedUIDs.formUnion(configuration.allowedUIDs)
-        internalConfiguration.maxConnections = 64
-        let socket = try await UnixSocketServer.bind(
-            path: configuration.workerSocketPath(.metrics),
-            identity: ServerIdentity(serverName: "voxsyncd 0.1.0 (metrics)", instanceID: instanceID, embeddingDimension: UInt32(configuration.embeddingDimension)),
-            configuration: internalConfiguration, responder: SnapshotResponder(collector: collector, registry: registry), logger: logger)
+        let socket = try await WorkerSocket.bind(
+            .metrics, configuration: configuration, instanceID: instanceID,
+            responder: SnapshotResponder(collector: collector, registry: registry), logger: logger)
 
         var http: MetricsHTTPServer?
         var detail: String

@@ -66,14 +66,9 @@ final class SyncRoleService: WorkerRoleService {
             }
         }
         let wakeup = Wakeup(loop: loop)
-        var serverConfiguration = ServerConfiguration()
-        serverConfiguration.acceptsInternalMessages = true
-        serverConfiguration.allowedUIDs.formUnion(configuration.allowedUIDs)
-        serverConfiguration.maxConnections = 64
-        let server = try await UnixSocketServer.bind(
-            path: configuration.workerSocketPath(.sync),
-            identity: ServerIdentity(serverName: "voxsyncd 0.1.0 (sync)", instanceID: instanceID, embeddingDimension: UInt32(configuration.embeddingDimension)),
-            configuration: serverConfiguration, responder: SyncResponder(engine: engine, wakeup: wakeup), logger: logger)
+        let server = try await WorkerSocket.bind(
+            .sync, configuration: configuration, instanceID: instanceID,
+            responder: SyncResponder(engine: engine, wakeup: wakeup), logger: logger)
         parts.value = Parts(engine: engine, remote: remote, wakeup: wakeup, server: server, invalidations: invalidations)
         let queued = await engine.status().queueSize
         guard let remote else { return "no remote configured (postgres_url); the outbox waits (\(queued) queued)" }

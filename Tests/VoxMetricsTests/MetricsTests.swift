@@ -122,6 +122,15 @@ import VoxWire
         #expect(a.contains(["SADD", "jarvis:instances", "i-1"]))
     }
 
+    @Test func thePrefetchStatisticsAreOneJSONValue() throws {
+        let commands = plan.commands(counters: [("prefetch_hits_total", 12)], gauges: [("prefetch_precision", 0.75), ("queue_size", 1)],
+                                     mirrored: [:], nowMilliseconds: 1, tick: 1).commands
+        let set = try #require(commands.first { $0.count > 1 && $0[1] == "jarvis:metrics:prefetch:i-1" })
+        #expect(set == ["SET", "jarvis:metrics:prefetch:i-1", #"{"prefetch_hits_total":12,"prefetch_precision":0.75}"#, "EX", "3600"])
+        let none = plan.commands(counters: [], gauges: [("queue_size", 1)], mirrored: [:], nowMilliseconds: 1, tick: 1).commands
+        #expect(!none.contains { $0.count > 1 && $0[1].contains(":prefetch:") }, "nothing until the prefetcher reports")
+    }
+
     @Test func seriesMergeProcessesAndNameLabels() {
         let registry = MetricsRegistry()
         registry.setCounter("queries_total", [("type", "verify")], to: 4)
