@@ -35,15 +35,15 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     public let loop: EventLoop
     private let storeThread: NIOThreadPool
     private let store: ProfileStore
-    private let rules: ProfileRules
+    let rules: ProfileRules
     private let defaultThreshold: Float
-    private var matrix: EmbeddingMatrix
-    private var cache: [String: CachedProfile] = [:]
-    private var policy: SieveCachePolicy<String>
+    var matrix: EmbeddingMatrix
+    var cache: [String: CachedProfile] = [:]
+    var policy: SieveCachePolicy<String>
     private var commits = GroupCommitQueue<PendingPut>(maxBatch: 1024)
     private var hits: UInt64 = 0
     private var misses: UInt64 = 0
-    private let metrics = CacheMetrics()
+    let metrics = CacheMetrics()
     /// Called on `loop` after writes committed (the sync worker's nudge). Set before serving.
     public var onCommitted: (@Sendable () -> Void)?
     /// Called on `loop` for every profile read: speaker, hit (the prefetch worker's events).
@@ -314,66 +314,10 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         return cached
     }
 
-    // MARK: Messages from other workers
-
-    /// Answers the internal socket (`<run>/cache.sock`): invalidations from the sync worker,
-    /// prefetch lists from the prefetch worker.
-    public func respondInternal(to request: Envelope.OneOf_Message) -> ServerResponse {
-        switch request {
-        case .invalidate(let invalidate):
-            let done = loop.flatSubmit { self.refresh(invalidate.all ? nil : invalidate.speakerIds) }
-            return .later(done.map { .ack(Ack()) }.flatMapErrorThrowing(Self.answer(for:)))
-        case .prefetchList(let list):
-            let done = loop.flatSubmit { self.prefetch(list.speakerIds) }
-            return .later(done.map { .ack(Ack()) }.flatMapErrorThrowing(Self.answer(for:)))
-        default:
-            return .now(Self.error(.invalidArgument, "\(request.name) is not served by the cache worker's internal socket"))
-        }
-    }
-
-    /// Rereads `speakers` (nil: every profile) from SQLite after another process changed them.
-    /// The matrix takes the stored embedding and a cached entry the stored record; a speaker
-    /// now deleted leaves both (as `delete` does). Everything at once is a new preload.
-    private func refresh(_ speakers: [String]?) -> EventLoopFuture<Void> {
-        guard let speakers else {
-            let capacity = policy.capacity
-            return onStore { store in try Self.preload(store, cacheCapacity: capacity) }.map { preloaded in
-                self.matrix = preloaded.matrix
-                self.cache = preloaded.cache
-                self.policy = preloaded.policy
-                self.metrics.size.record(self.cache.count)
-            }
-        }
-        return onStore { store in try speakers.map { ($0, try store.get($0)) } }.map { rows in
-            for (id, record) in rows {
-                if let record {
-                    if self.cache[id] != nil {
-                        self.admit(record)
-                    } else {
-                        self.matrix.upsert(id, embedding: record.embedding)
-                    }
-                } else {
-                    self.matrix.remove(id)
-                    self.cache[id] = nil
-                    self.policy.remove(id)
-                }
-            }
-        }
-    }
-
-    /// Loads the speakers the prefetch worker expects to be asked for soon.
-    private func prefetch(_ speakers: [String]) -> EventLoopFuture<Void> {
-        let wanted = speakers.prefix(policy.capacity).filter { cache[$0] == nil && (try? rules.checkSpeakerID($0)) != nil }
-        guard !wanted.isEmpty else { return loop.makeSucceededVoidFuture() }
-        return onStore { store in try wanted.compactMap { try store.get($0) } }.map { records in
-            for record in records where self.cache[record.speakerID] == nil { self.admit(record) }
-        }
-    }
-
     /// Puts a live record read from or just written to the store into the matrix and the
     /// cache (evicting by SIEVE when full).
     @discardableResult
-    private func admit(_ record: ProfileRecord) -> CachedProfile {
+    func admit(_ record: ProfileRecord) -> CachedProfile {
         matrix.upsert(record.speakerID, embedding: record.embedding)
         let cached = CachedProfile(record)
         if let evicted = policy.insert(record.speakerID) { cache[evicted] = nil }
@@ -405,7 +349,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     }
 
     /// Runs `body` on the store's thread; the future completes on `loop`.
-    private func onStore<T: Sendable>(_ body: @escaping @Sendable (ProfileStore) throws -> T) -> EventLoopFuture<T> {
+    func onStore<T: Sendable>(_ body: @escaping @Sendable (ProfileStore) throws -> T) -> EventLoopFuture<T> {
         let store = UncheckedStore(store: store)
         return storeThread.runIfActive(eventLoop: loop) { try body(store.store) }
     }
@@ -471,10 +415,25 @@ struct CacheMetrics {
     let readFromCache = Timer(label: "read_latency_seconds", dimensions: [("source", "cache")])
     let readFromSQLite = Timer(label: "read_latency_seconds", dimensions: [("source", "sqlite")])
     let write = Timer(label: "write_latency_seconds")
-    private let queries: [String: Counter] = Dictionary(uniqueKeysWithValues:
-        ["put", "get", "verify", "identify", "delete", "list", "stats", "other"].map { ($0, Counter(label: "queries_total", dimensions: [("type", $0)])) })
+    // One counter per request type, picked by a switch: no string hashing per request.
+    private let puts = Self.queries("put"), gets = Self.queries("get"), verifies = Self.queries("verify")
+    private let identifies = Self.queries("identify"), deletes = Self.queries("delete"), lists = Self.queries("list")
+    private let stats = Self.queries("stats"), others = Self.queries("other")
+
+    private static func queries(_ type: String) -> Counter {
+        Counter(label: "queries_total", dimensions: [("type", type)])
+    }
 
     func query(_ request: Envelope.OneOf_Message) {
-        (queries[request.name] ?? queries["other"]!).increment()
+        switch request {
+        case .verify: verifies.increment()
+        case .get: gets.increment()
+        case .put: puts.increment()
+        case .identify: identifies.increment()
+        case .delete: deletes.increment()
+        case .list: lists.increment()
+        case .stats: stats.increment()
+        default: others.increment()
+        }
     }
 }

@@ -1,4 +1,7 @@
 import CSQLite
+#if canImport(Glibc)
+import Glibc
+#endif
 import VoxCore
 
 /// How the local store is opened.
@@ -329,11 +332,28 @@ public final class ProfileStore {
     static func open(_ configuration: StoreConfiguration) throws(StoreError) -> SQLiteDatabase {
         let database = try SQLiteDatabase(path: configuration.path)
         try database.execute("PRAGMA busy_timeout = 5000")
-        try database.execute("PRAGMA journal_mode = WAL")
+        try enableWAL(database)
         try database.execute("PRAGMA synchronous = \(configuration.synchronousFull ? "FULL" : "NORMAL")")
         try Schema.migrate(database)
         try checkMeta(database, configuration)
         return database
+    }
+
+    /// Switches a new store to WAL. Two workers opening a new store at the same moment race
+    /// for the switch, and SQLite answers the loser SQLITE_BUSY at once (a journal-mode change
+    /// does not wait in the busy handler): so the loser retries, for up to 5 s.
+    private static func enableWAL(_ database: SQLiteDatabase) throws(StoreError) {
+        var attempts = 0
+        while true {
+            do {
+                try database.execute("PRAGMA journal_mode = WAL")
+                return
+            } catch {
+                attempts += 1
+                guard attempts < 250 else { throw error }
+                usleep(20_000)
+            }
+        }
     }
 
     /// The dimension and model are fixed when the store is created; a mismatch is refused.

@@ -89,12 +89,12 @@ extension VerifyBenchmark {
         })
     }
 
-    /// The verify load with metrics on and off, three alternating rounds each (the best of
+    /// The verify load with metrics on and off, five alternating rounds each (the best of
     /// each is kept: on a shared two-core machine the noise is all on the slow side).
     func runMetricsComparison() throws {
         let counts = try parseClientCounts(clients)
         var best: [String: (rps: Double, p50: Double, p99: Double)] = [:]
-        for round in 0..<3 {
+        for round in 0..<5 {
             for enabled in round % 2 == 0 ? [true, false] : [false, true] {
                 let daemon = try DaemonProcess(
                     executable: voxsyncd ?? DaemonProcess.siblingExecutable,
@@ -124,7 +124,7 @@ extension VerifyBenchmark {
             table.add("metrics on", "\(count)", format(on.rps), format(on.p50), format(on.p99),
                       format((1 - on.rps / off.rps) * 100, decimals: 1) + " %")
         }
-        print("Cost of metrics on the verify round trip (\(requests) requests per row, best of 3 alternating rounds, release build)")
+        print("Cost of metrics on the verify round trip (\(requests) requests per row, best of 5 alternating rounds, release build)")
         print()
         print(table.render())
     }

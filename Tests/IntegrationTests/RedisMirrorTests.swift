@@ -29,7 +29,8 @@ extension ServiceTests {
                     "--save", "", "--appendonly", "no", "--dir", directory, "--pidfile", directory + "/redis.pid",
                 ])
                 guard status == 0 else { throw IntegrationError("redis-server did not start") }
-                try await eventually(timeout: .seconds(5), "redis socket") { FileManager.default.fileExists(atPath: socket) }
+                // The socket file appears before the server accepts on it: wait for an answer.
+            try await eventually(timeout: .seconds(5), "redis answering PING") { (try? self.ask(["PING"])) == .string("PONG") }
             }
 
             func stop() {
