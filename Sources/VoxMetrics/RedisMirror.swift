@@ -176,8 +176,17 @@ public final class RedisMirror: Sendable {
                     counters: counters.map { ($0.0, $0.1) }, gauges: gauges.map { ($0.0, $0.1) },
                     mirrored: mirrored, nowMilliseconds: now, tick: tick)
                 let replies = try connection!.pipeline([["MULTI"]] + commands + [["EXEC"]])
-                if case .error(let message) = replies.last {
+                switch replies.last {
+                case .error(let message):
                     throw RedisError("Redis refused the mirror transaction: \(message)")
+                case .array(let results):
+                    // EXEC ran every command; one that failed (say WRONGTYPE on a key someone
+                    // else wrote under this prefix) is reported, not passed over.
+                    for case .error(let message) in results {
+                        logger.error("a Redis mirror command failed; check for foreign keys under the prefix", metadata: ["error": "\(message)"])
+                    }
+                default:
+                    throw RedisError("Redis answered the mirror transaction with \(String(describing: replies.last))")
                 }
                 mirrored = totals
                 state.withLockedValue { $0.status.connected = true; $0.status.ticks += 1 }

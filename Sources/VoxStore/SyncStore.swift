@@ -69,7 +69,8 @@ public final class SyncStore {
             SELECT speaker_id, embedding, samples, threshold, metadata, version, origin, updated_at, deleted
             FROM profiles WHERE speaker_id = ?1
             """)
-        let newest = try database.prepare("SELECT max(id) FROM outbox WHERE speaker_id = ?1")
+        // The most tried row counts, also when a newer write (attempts 0) joined it meanwhile.
+        let newest = try database.prepare("SELECT max(id), max(attempts) FROM outbox WHERE speaker_id = ?1")
         var items: [OutboxItem] = []
         var orphans: [(speakerID: String, upTo: Int64)] = []
         for (speakerID, attempts) in speakers {
@@ -77,6 +78,7 @@ public final class SyncStore {
             newest.bind(1, speakerID)
             guard try newest.step() else { continue }
             let upTo = newest.int64(0)
+            let attempts = max(attempts, Int(newest.int64(1)))
             row.reset()
             row.bind(1, speakerID)
             if try row.step() {

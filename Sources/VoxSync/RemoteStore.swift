@@ -32,15 +32,17 @@ public final class RemoteStore: Sendable {
     private let logger: Logger
     private let busy = NIOLockedValueBox(0)
 
-    public init(url: PostgresURL, poolSize: Int, logger: Logger) {
+    public init(url: PostgresURL, poolSize: Int, statementTimeout: Duration? = nil, logger: Logger) {
         self.url = url
         self.poolSize = poolSize
         self.logger = logger
-        client = PostgresClient(configuration: Self.clientConfiguration(url: url, poolSize: poolSize), backgroundLogger: logger)
+        client = PostgresClient(
+            configuration: Self.clientConfiguration(url: url, poolSize: poolSize, statementTimeout: statementTimeout), backgroundLogger: logger)
     }
 
-    /// The postgres-nio pool configuration for `url`.
-    public static func clientConfiguration(url: PostgresURL, poolSize: Int) -> PostgresClient.Configuration {
+    /// The postgres-nio pool configuration for `url`. With `statementTimeout` the server stops
+    /// any statement (or lock wait) of these connections that runs longer.
+    public static func clientConfiguration(url: PostgresURL, poolSize: Int, statementTimeout: Duration? = nil) -> PostgresClient.Configuration {
         var configuration: PostgresClient.Configuration
         let tls: PostgresClient.Configuration.TLS
         switch url.tls {
@@ -66,6 +68,10 @@ public final class RemoteStore: Sendable {
         configuration.options.minimumConnections = 0
         configuration.options.connectTimeout = .seconds(3)
         configuration.options.additionalStartupParameters = [("application_name", url.applicationName)]
+        if let statementTimeout {
+            let milliseconds = String(Int(statementTimeout.seconds * 1000))
+            configuration.options.additionalStartupParameters += [("statement_timeout", milliseconds), ("lock_timeout", milliseconds)]
+        }
         return configuration
     }
 
@@ -276,16 +282,25 @@ public struct SyncTimeout: Error, Sendable, CustomStringConvertible {
     public var description: String { "PostgreSQL did not answer within \(after.seconds) s" }
 }
 
-/// Runs `body`, cancelling it and throwing `SyncTimeout` when it takes longer than `timeout`.
+/// Runs `body`; throws `SyncTimeout` when it takes longer than `timeout`, without waiting for
+/// it: a postgres-nio query does not end when its task is cancelled, so the caller is released
+/// here and the query ends on its own (the server's `statement_timeout`, set to the same
+/// deadline, stops it there).
 func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            throw SyncTimeout(after: timeout)
+    let settled = NIOLockedValueBox(false)
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+        let work = Task {
+            let result: Result<T, Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            if settled.withLockedValue({ done in defer { done = true }; return !done }) { continuation.resume(with: result) }
         }
-        defer { group.cancelAll() }
-        return try await group.next()!
+        Task {
+            try? await Task.sleep(for: timeout)
+            if settled.withLockedValue({ done in defer { done = true }; return !done }) {
+                work.cancel()
+                continuation.resume(throwing: SyncTimeout(after: timeout))
+            }
+        }
     }
 }
 

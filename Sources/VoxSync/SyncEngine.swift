@@ -20,6 +20,10 @@ public struct SyncSettings: Sendable {
     public var remoteTimeout: Duration = .seconds(5)
     /// Remote rows per pull page. Default 1000.
     public var pullPageSize = 1000
+    /// Pages applied per pull before the drain gets its turn again. Default 50.
+    public var maxPullPages = 50
+    /// Batches pushed per cycle before the pull gets its turn again. Default 200.
+    public var maxBatchesPerCycle = 200
     /// Delay between pushes of a row PostgreSQL refused.
     public var rowRetryBackoff = ExponentialBackoff(initial: .milliseconds(200), maximum: .seconds(30))
     /// Backoff after a transient failure (also bounded by the breaker).
@@ -106,9 +110,9 @@ public actor SyncEngine {
     /// nothing nudges: the interval, or the backoff / the breaker's break after a failure.
     public func cycle() async -> Duration {
         guard remote != nil else { return settings.interval }
-        let report = await drain()
+        let report = await drain(maxBatches: settings.maxBatchesPerCycle)
         if !report.interrupted { await pull() }
-        return nextDelay()
+        return report.pushed > 0 && !report.interrupted ? .zero : nextDelay()
     }
 
     private func nextDelay() -> Duration {
@@ -121,10 +125,17 @@ public actor SyncEngine {
 
     /// Pushes batches until the outbox has no due rows, a transient failure, the breaker
     /// refuses, or `deadline` passes.
-    public func drain(until deadline: ContinuousClock.Instant? = nil) async -> DrainReport {
+    public func drain(until deadline: ContinuousClock.Instant? = nil, maxBatches: Int = .max) async -> DrainReport {
         var report = DrainReport()
         guard remote != nil else { return report }
-        while deadline.map({ ContinuousClock.now < $0 }) ?? true {
+        // While the breaker waits out its break, a nudge costs nothing: no SQLite, no call.
+        if case .open(let until) = breaker.state, ContinuousClock.now < until {
+            report.interrupted = true
+            return report
+        }
+        var batches = 0
+        while deadline.map({ ContinuousClock.now < $0 }) ?? true, batches < maxBatches {
+            batches += 1
             guard let more = await pushBatch(into: &report) else {
                 report.interrupted = true
                 break
@@ -255,13 +266,17 @@ public actor SyncEngine {
             _ = localFailure(error)
             return nil
         }
-        while true {
+        // The horizon is read once per pull: on a busy server it moves all the time, and
+        // chasing it would never end (nor let the drain run). What commits meanwhile is the
+        // next pull's window. At most `maxPullPages` pages per call, for the same reason.
+        var horizon: Int64?
+        for _ in 0..<settings.maxPullPages {
             guard acquire() else { return nil }
             var cursor = self.cursor!
             let rows: [RemoteStore.PulledRow]
             do {
-                let horizon = try await remote.horizon(timeout: settings.remoteTimeout)
-                guard let page = cursor.nextPage(observedHorizon: horizon) else {
+                if horizon == nil { horizon = try await remote.horizon(timeout: settings.remoteTimeout) }
+                guard let page = cursor.nextPage(observedHorizon: horizon!) else {
                     succeeded()
                     break
                 }

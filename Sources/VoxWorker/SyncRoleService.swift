@@ -42,7 +42,9 @@ final class SyncRoleService: WorkerRoleService {
             path: configuration.dataDirectory + "/voxsync.sqlite", dimension: configuration.embeddingDimension, origin: instanceID))
         var remote: RemoteStore?
         if let text = configuration.postgresURL {
-            remote = RemoteStore(url: try PostgresURL(parsing: text), poolSize: configuration.postgresPoolSize, logger: logger)
+            remote = RemoteStore(
+                url: try PostgresURL(parsing: text), poolSize: configuration.postgresPoolSize,
+                statementTimeout: configuration.postgresTimeout, logger: logger)
         }
         var all = Voxsync_V1_Invalidate()
         all.all = true

@@ -135,6 +135,13 @@ import VoxCore
         #expect(cursor.nextPage(observedHorizon: 12) == .init(from: 10, below: 12, after: nil))
     }
 
+    @Test func aServerWhoseTransactionIdsWentBackIsReadAgainFromTheStart() {
+        var cursor = PullCursor(complete: 9_000)
+        #expect(cursor.nextPage(observedHorizon: 9_000) == nil)
+        // Restored onto a new cluster: its ids start low again.
+        #expect(cursor.nextPage(observedHorizon: 120) == .init(from: 0, below: 120, after: nil))
+    }
+
     @Test func pagesThroughALargeWindowAndResumesInsideIt() {
         var cursor = PullCursor()
         _ = cursor.nextPage(observedHorizon: 50)

@@ -31,6 +31,10 @@ public struct PullCursor: Sendable, Equatable {
     /// server's current horizon; it is used only when no window is open.
     public mutating func nextPage(observedHorizon: Int64) -> Page? {
         if horizon == nil {
+            // Transaction ids never go backwards on one server: a horizon below what was
+            // already read means another server (a restore, a failover to a fresh cluster).
+            // Read everything again; last-writer-wins makes that safe.
+            if observedHorizon < complete { complete = 0 }
             guard observedHorizon > complete else { return nil }
             horizon = observedHorizon
             after = nil

@@ -103,6 +103,12 @@ public final class PeerSender: @unchecked Sendable {
             connect()
             return
         }
+        // Something was lost while this connection stayed up (a full queue, a refused message):
+        // make it good now, not at some later reconnect.
+        if lostSomething, let afterLoss {
+            lostSomething = false
+            queue.prepend(afterLoss)
+        }
         while inFlight < maxInFlight, let message = queue.popFirst() {
             inFlight += 1
             connection.send(message, timeout: .seconds(5)).hop(to: loop).whenComplete { result in
@@ -111,8 +117,12 @@ public final class PeerSender: @unchecked Sendable {
                 case .success(let answer) where answer.message == .ack(Ack()):
                     self.delivered += 1
                 case .success(let answer):
-                    // The peer refused it (an older build, a bug): counted, not retried.
+                    // The peer refused it (an older build, a failure on its side): counted, not
+                    // retried, and made good by `afterLoss` where there is one.
                     self.dropped += 1
+                    // (Not for a refused `afterLoss` itself: resending it at once would only
+                    // hammer a peer that cannot take it; the next loss sends it again.)
+                    if message != self.afterLoss { self.lostSomething = true }
                     self.logger.warning("peer refused a message", metadata: ["peer": "\(self.path)", "answer": "\(answer.message?.name ?? "nothing")"])
                 case .failure:
                     self.dropped += 1
