@@ -43,14 +43,14 @@ public actor SyncEngine {
     public let settings: SyncSettings
     private let store: StoreBox
     private let storeThread: NIOThreadPool
-    private let remote: RemoteStore?
-    private let origin: String
-    private let rules: ProfileRules
-    private let logger: Logger
-    private let onRemoteChanges: @Sendable ([String]) -> Void
+    let remote: RemoteStore?
+    let origin: String
+    let rules: ProfileRules
+    let logger: Logger
+    let onRemoteChanges: @Sendable ([String]) -> Void
     private var planner: OutboxPlanner
     private var breaker: CircuitBreaker<ContinuousClock.Instant>
-    private var cursor: PullCursor?
+    var cursor: PullCursor?
     private var transientStreak = 0
     private var schemaReady = false
 
@@ -70,12 +70,12 @@ public actor SyncEngine {
     public private(set) var pushedTotal: UInt64 = 0
     public private(set) var upsertsTotal: UInt64 = 0
     public private(set) var failuresTotal: UInt64 = 0
-    public private(set) var pulledTotal: UInt64 = 0
+    public internal(set) var pulledTotal: UInt64 = 0
     public private(set) var deadLetteredTotal: UInt64 = 0
     /// Remote rows that broke the profile rules (wrong dimension, bad values) and were skipped.
-    public private(set) var remoteRowsSkipped: UInt64 = 0
+    public internal(set) var remoteRowsSkipped: UInt64 = 0
     private var lastPush: Int64 = 0
-    private var lastPull: Int64 = 0
+    var lastPull: Int64 = 0
     private var lastError = ""
     private var lastBatchSeconds = 0.0
     /// Upsert latencies, exported as `sync_latency_seconds`.
@@ -252,88 +252,6 @@ public actor SyncEngine {
         syncLatency.recordNanoseconds(Int64(elapsed.seconds * 1e9))
     }
 
-    // MARK: Pull
-
-    /// Applies the remote changes of other instances; returns how many local rows changed, or
-    /// nil on failure.
-    @discardableResult
-    public func pull() async -> Int? {
-        guard let remote, await ensureSchema() else { return nil }
-        var changedTotal = 0
-        do {
-            if cursor == nil { cursor = try await onStore { store in try store.pullCursor() } }
-        } catch {
-            _ = localFailure(error)
-            return nil
-        }
-        // The horizon is read once per pull: on a busy server it moves all the time, and
-        // chasing it would never end (nor let the drain run). What commits meanwhile is the
-        // next pull's window. At most `maxPullPages` pages per call, for the same reason.
-        var horizon: Int64?
-        for _ in 0..<settings.maxPullPages {
-            guard acquire() else { return nil }
-            var cursor = self.cursor!
-            let rows: [RemoteStore.PulledRow]
-            do {
-                if horizon == nil { horizon = try await remote.horizon(timeout: settings.remoteTimeout) }
-                guard let page = cursor.nextPage(observedHorizon: horizon!) else {
-                    succeeded()
-                    break
-                }
-                rows = try await remote.pull(page, excludingOrigin: origin, limit: settings.pullPageSize, timeout: settings.remoteTimeout)
-                succeeded()
-            } catch {
-                transientFailure(error)
-                return nil
-            }
-            let valid = rows.filter(isAcceptable)
-            cursor.pageApplied(last: rows.last.map { ($0.changedBy, $0.record.speakerID) }, full: rows.count == settings.pullPageSize)
-            let records = valid.map(\.record)
-            let saved = cursor
-            let changed: [String]
-            do {
-                changed = try await onStore { store in try store.applyRemote(records, cursor: saved) }
-            } catch {
-                _ = localFailure(error)
-                return nil
-            }
-            self.cursor = cursor
-            lastPull = Self.wallMilliseconds()
-            pulledTotal += UInt64(changed.count)
-            changedTotal += changed.count
-            if !changed.isEmpty { onRemoteChanges(changed) }
-        }
-        return changedTotal
-    }
-
-    /// Whether a pulled row may enter the local store: rows from PostgreSQL are input from
-    /// outside like any other, and one bad row must not stop the feed (it is skipped, logged and
-    /// counted; the cursor moves past it).
-    private func isAcceptable(_ row: RemoteStore.PulledRow) -> Bool {
-        do throws(ProfileRules.Violation) {
-            guard row.dimension == rules.dimension else {
-                throw ProfileRules.Violation(kind: .dimensionMismatch, field: "dimension", message: "the row has \(row.dimension)-dimensional embeddings; this store holds \(rules.dimension)")
-            }
-            try rules.checkSpeakerID(row.record.speakerID)
-            guard !row.record.origin.isEmpty, row.record.origin.utf8.count <= 256 else {
-                throw ProfileRules.Violation(kind: .invalidArgument, field: "origin", message: "must be 1-256 bytes")
-            }
-            if !row.record.deleted || !row.record.embedding.isEmpty {
-                try rules.checkVector(row.record.embedding, field: "embedding")
-            }
-            try rules.checkSamples(row.record.samples)
-            try rules.checkThreshold(row.record.threshold)
-            try rules.checkMetadata(row.record.metadata)
-            return true
-        } catch {
-            remoteRowsSkipped += 1
-            logger.error("skipped a remote row that breaks the profile rules; fix it in PostgreSQL", metadata: [
-                "speaker": "\(row.record.speakerID.prefix(256))", "origin": "\(row.record.origin.prefix(64))", "error": "\(error)",
-            ])
-            return false
-        }
-    }
-
     // MARK: Dead letters and status
 
     public func deadLetters(limit: Int) async throws -> (letters: [DeadLetterRecord], total: Int) {
@@ -371,7 +289,7 @@ public actor SyncEngine {
 
     // MARK: Breaker and failures
 
-    private func ensureSchema() async -> Bool {
+    func ensureSchema() async -> Bool {
         guard !schemaReady, let remote else { return remote != nil }
         guard acquire() else { return false }
         do {
@@ -386,18 +304,18 @@ public actor SyncEngine {
         }
     }
 
-    private func acquire() -> Bool {
+    func acquire() -> Bool {
         let (permission, transition) = breaker.acquire(now: .now)
         if let transition { log(transition) }
         return permission == .allowed
     }
 
-    private func succeeded() {
+    func succeeded() {
         transientStreak = 0
         if let transition = breaker.recordSuccess(now: .now) { log(transition) }
     }
 
-    private func transientFailure(_ error: Error) {
+    func transientFailure(_ error: Error) {
         failuresTotal += 1
         transientStreak += 1
         let description = error.syncDescription
@@ -409,7 +327,7 @@ public actor SyncEngine {
     }
 
     /// The local store failed (disk full, I/O error): nothing to do but log and try later.
-    private func localFailure(_ error: Error) -> Bool? {
+    func localFailure(_ error: Error) -> Bool? {
         failuresTotal += 1
         transientStreak += 1
         lastError = "local store: \(error)"
@@ -425,7 +343,7 @@ public actor SyncEngine {
         }
     }
 
-    private func onStore<T: Sendable>(_ body: @escaping @Sendable (SyncStore) throws -> T) async throws -> T {
+    func onStore<T: Sendable>(_ body: @escaping @Sendable (SyncStore) throws -> T) async throws -> T {
         let store = self.store
         return try await storeThread.runIfActive { try body(store.store) }
     }
