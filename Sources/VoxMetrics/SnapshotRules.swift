@@ -1,3 +1,4 @@
+import VoxCore
 import VoxWire
 
 /// What the metrics worker accepts from another process: bounded and well-formed, so one bad
@@ -34,10 +35,8 @@ public enum SnapshotRules {
         return nil
     }
 
-    /// A Prometheus metric or label name: `[a-zA-Z_][a-zA-Z0-9_]*`, at most 128 bytes.
+    /// A Prometheus metric or label name, at most 128 bytes.
     public static func isName(_ text: String) -> Bool {
-        !text.isEmpty && text.utf8.count <= 128 && text.unicodeScalars.enumerated().allSatisfy { index, scalar in
-            scalar.isASCII && (scalar.properties.isAlphabetic || scalar == "_" || (index > 0 && ("0"..."9").contains(scalar)))
-        }
+        PrometheusName.isValid(text)
     }
 }

@@ -47,17 +47,8 @@ public enum ConfigurationKeys {
                 config.allowedUIDs = uids
             },
             render: { $0.allowedUIDs.isEmpty ? nil : $0.allowedUIDs.map(String.init).joined(separator: ",") }),
-        ConfigurationKey(
-            name: "postgres_url", help: "PostgreSQL to sync with (postgres://user:pw@host:port/db?sslmode=require); unset keeps the store local.",
-            parse: { (text, config) throws(ConfigurationError) in
-                if text.isEmpty {
-                    config.postgresURL = nil
-                    return
-                }
-                _ = try PostgresURL(parsing: text)
-                config.postgresURL = text
-            },
-            render: { $0.postgresURL }),
+        checkedURL("postgres_url", "PostgreSQL to sync with (postgres://user:pw@host:port/db?sslmode=require); unset keeps the store local.",
+                   \.postgresURL) { text throws(ConfigurationError) in _ = try PostgresURL(parsing: text) },
         integer("sync_batch_size", "Speakers per multi-row upsert to PostgreSQL.", \.syncBatchSize, 1...10_000),
         milliseconds("sync_interval_ms", "Outbox drain and remote pull interval when nothing nudges.", \.syncInterval, 10...3_600_000),
         integer("max_retry_attempts", "Pushes of a row PostgreSQL refuses before it is dead-lettered.", \.maxRetryAttempts, 1...1000),
@@ -65,17 +56,8 @@ public enum ConfigurationKeys {
         milliseconds("postgres_timeout_ms", "Deadline of one PostgreSQL call (connecting included); longer counts as a failure.", \.postgresTimeout, 100...600_000),
         integer("circuit_failure_threshold", "Consecutive PostgreSQL failures that open the circuit breaker.", \.circuitFailureThreshold, 1...1000),
         milliseconds("circuit_break_ms", "First circuit-breaker break; doubles while failures go on, up to 60 s.", \.circuitBreak, 10...60_000),
-        ConfigurationKey(
-            name: "redis_url", help: "Redis to mirror metrics into (redis://[:password@]host:port/db or unix:///path); unset: no mirror.",
-            parse: { (text, config) throws(ConfigurationError) in
-                if text.isEmpty {
-                    config.redisURL = nil
-                    return
-                }
-                _ = try RedisURL(parsing: text)
-                config.redisURL = text
-            },
-            render: { $0.redisURL }),
+        checkedURL("redis_url", "Redis to mirror metrics into (redis://[:password@]host:port/db or unix:///path); unset: no mirror.",
+                   \.redisURL) { text throws(ConfigurationError) in _ = try RedisURL(parsing: text) },
         ConfigurationKey(
             name: "redis_prefix", help: "Prefix of every Redis key (<prefix>:metrics:<name>:<instance>).",
             parse: { (text, config) throws(ConfigurationError) in
@@ -110,10 +92,7 @@ public enum ConfigurationKeys {
         ConfigurationKey(
             name: "metrics_namespace", help: "Prefix of every metric name; jarvis gives the original system's names.",
             parse: { (text, config) throws(ConfigurationError) in
-                let valid = !text.isEmpty && text.utf8.count <= 64 && text.unicodeScalars.enumerated().allSatisfy { index, scalar in
-                    scalar.isASCII && (scalar.properties.isAlphabetic || scalar == "_" || (index > 0 && ("0"..."9").contains(scalar)))
-                }
-                guard valid else {
+                guard PrometheusName.isValid(text, maxBytes: 64) else {
                     throw ConfigurationError("metrics_namespace must be letters, digits and _ (not starting with a digit), at most 64; got '\(text)'")
                 }
                 config.metricsNamespace = text
@@ -129,6 +108,21 @@ public enum ConfigurationKeys {
             },
             render: { $0.crashAtStart?.rawValue }),
     ]
+
+    /// An optional URL: empty unsets it; otherwise `check` must accept it (it parses the URL
+    /// and throws a message naming what is wrong).
+    private static func checkedURL(
+        _ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, String?> & Sendable,
+        check: @escaping @Sendable (String) throws(ConfigurationError) -> Void
+    ) -> ConfigurationKey {
+        ConfigurationKey(
+            name: name, help: help,
+            parse: { (text, config) throws(ConfigurationError) in
+                if !text.isEmpty { try check(text) }
+                config[keyPath: path] = text.isEmpty ? nil : text
+            },
+            render: { $0[keyPath: path] })
+    }
 
     public static func named(_ name: String) -> ConfigurationKey? {
         all.first { $0.name == name }
