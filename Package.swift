@@ -78,6 +78,8 @@ let package = Package(
         ),
 
         .target(name: "VoxStore", dependencies: ["CSQLite", "VoxCore"]),
+        // Pure: the prefetch predictor, its planner and threshold, and the trace replay.
+        .target(name: "VoxPrefetch", dependencies: ["VoxCore"]),
         .target(
             name: "VoxCache",
             dependencies: [
@@ -125,7 +127,7 @@ let package = Package(
         .target(
             name: "VoxWorker",
             dependencies: [
-                "VoxCore", "VoxWire", "VoxTransport", "VoxCache", "VoxStore", "VoxSync", "VoxMetrics", "CVoxSys",
+                "VoxCore", "VoxWire", "VoxTransport", "VoxCache", "VoxStore", "VoxSync", "VoxMetrics", "VoxPrefetch", "CVoxSys",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -163,7 +165,7 @@ let package = Package(
         .executableTarget(
             name: "voxsync-bench",
             dependencies: [
-                "VoxClient", "VoxStore", "VoxSync",
+                "VoxClient", "VoxStore", "VoxSync", "VoxPrefetch",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 "VoxCore",
@@ -188,6 +190,7 @@ let package = Package(
         .testTarget(name: "VoxWireTests", dependencies: ["VoxWire", "VoxTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "VoxCoreTests", dependencies: ["VoxCore"]),
         .testTarget(name: "VoxStoreTests", dependencies: ["VoxStore", "VoxCore"]),
+        .testTarget(name: "VoxPrefetchTests", dependencies: ["VoxPrefetch", "VoxCore"]),
         .testTarget(
             name: "VoxCacheTests",
             dependencies: [
