@@ -89,6 +89,9 @@ extension Envelope.OneOf_Message {
         case .deadLettersOk: "dead_letters_ok"
         case .retryDeadLetters: "retry_dead_letters"
         case .retryDeadLettersOk: "retry_dead_letters_ok"
+        case .prefetchPredictions: "prefetch_predictions"
+        case .prefetchPredictionsOk: "prefetch_predictions_ok"
+        case .prefetchListOk: "prefetch_list_ok"
         }
     }
 
@@ -97,7 +100,7 @@ extension Envelope.OneOf_Message {
     public var isInternal: Bool {
         switch self {
         case .workerReady, .heartbeat, .heartbeatAck, .status, .statusOk, .shutdown, .metricsSnapshot,
-             .accessEvents, .prefetchList, .outboxNudge, .invalidate, .ack:
+             .accessEvents, .prefetchList, .prefetchListOk, .outboxNudge, .invalidate, .ack:
             true
         default:
             false
@@ -109,7 +112,8 @@ extension Envelope.OneOf_Message {
     /// Writes (`put`) are not: a resent put would mint a second version.
     public var isIdempotentRequest: Bool {
         switch self {
-        case .hello, .ping, .get, .verify, .identify, .list, .stats, .status, .delete, .syncStatus, .deadLetters: true
+        case .hello, .ping, .get, .verify, .identify, .list, .stats, .status, .delete, .syncStatus, .deadLetters,
+             .prefetchPredictions: true
         default: false
         }
     }

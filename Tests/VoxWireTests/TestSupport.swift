@@ -111,6 +111,12 @@ func oneOfEveryMessage() -> [Envelope] {
     var event = Voxsync_V1_AccessEvent(); event.speakerID = "alice"; event.atUnixMs = 5; event.hit = true
     var events = Voxsync_V1_AccessEvents(); events.events = [event]
     var prefetch = Voxsync_V1_PrefetchList(); prefetch.speakerIds = ["alice"]
+    var prefetchOk = Voxsync_V1_PrefetchListResponse(); prefetchOk.loaded = 1; prefetchOk.usedTotal = 4; prefetchOk.wastedTotal = 1
+    var prediction = Voxsync_V1_PrefetchPrediction(); prediction.speakerID = "alice"; prediction.confidence = 0.8
+    prediction.expectedAtUnixMs = 9; prediction.reason = "interval"
+    var predictions = Voxsync_V1_PrefetchPredictionsRequest(); predictions.windowSeconds = 300; predictions.limit = 20
+    var predictionsOk = Voxsync_V1_PrefetchPredictionsResponse(); predictionsOk.predictions = [prediction]
+    predictionsOk.threshold = 0.7; predictionsOk.precision = -1; predictionsOk.speakers = 1
     var nudge = Voxsync_V1_OutboxNudge(); nudge.pending = 3
     var invalidate = Voxsync_V1_Invalidate(); invalidate.speakerIds = ["bob"]
 
@@ -122,6 +128,7 @@ func oneOfEveryMessage() -> [Envelope] {
         .list(list), .listOk(listOk), .stats(.init()), .statsOk(statsOk),
         .workerReady(ready), .heartbeat(heartbeat), .heartbeatAck(heartbeatAck), .status(.init()), .statusOk(statusOk),
         .shutdown(shutdown), .metricsSnapshot(snapshot), .accessEvents(events), .prefetchList(prefetch),
+        .prefetchListOk(prefetchOk), .prefetchPredictions(predictions), .prefetchPredictionsOk(predictionsOk),
         .outboxNudge(nudge), .invalidate(invalidate),
     ]
     return messages.enumerated().map { Envelope(requestID: UInt64($0.offset + 1), $0.element) }

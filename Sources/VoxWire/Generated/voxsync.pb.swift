@@ -421,6 +421,23 @@ public nonisolated struct Voxsync_V1_Envelope: Sendable {
     set {message = .retryDeadLettersOk(newValue)}
   }
 
+  /// Served on the prefetch worker's socket (<run>/prefetch.sock), not the client socket.
+  public var prefetchPredictions: Voxsync_V1_PrefetchPredictionsRequest {
+    get {
+      if case .prefetchPredictions(let v)? = message {return v}
+      return Voxsync_V1_PrefetchPredictionsRequest()
+    }
+    set {message = .prefetchPredictions(newValue)}
+  }
+
+  public var prefetchPredictionsOk: Voxsync_V1_PrefetchPredictionsResponse {
+    get {
+      if case .prefetchPredictionsOk(let v)? = message {return v}
+      return Voxsync_V1_PrefetchPredictionsResponse()
+    }
+    set {message = .prefetchPredictionsOk(newValue)}
+  }
+
   /// Internal: supervisor <-> worker control channel and worker <-> worker messages (40-69).
   public var workerReady: Voxsync_V1_WorkerReady {
     get {
@@ -518,6 +535,14 @@ public nonisolated struct Voxsync_V1_Envelope: Sendable {
     set {message = .ack(newValue)}
   }
 
+  public var prefetchListOk: Voxsync_V1_PrefetchListResponse {
+    get {
+      if case .prefetchListOk(let v)? = message {return v}
+      return Voxsync_V1_PrefetchListResponse()
+    }
+    set {message = .prefetchListOk(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Message: Equatable, Sendable {
@@ -549,6 +574,9 @@ public nonisolated struct Voxsync_V1_Envelope: Sendable {
     case deadLettersOk(Voxsync_V1_DeadLettersResponse)
     case retryDeadLetters(Voxsync_V1_RetryDeadLettersRequest)
     case retryDeadLettersOk(Voxsync_V1_RetryDeadLettersResponse)
+    /// Served on the prefetch worker's socket (<run>/prefetch.sock), not the client socket.
+    case prefetchPredictions(Voxsync_V1_PrefetchPredictionsRequest)
+    case prefetchPredictionsOk(Voxsync_V1_PrefetchPredictionsResponse)
     /// Internal: supervisor <-> worker control channel and worker <-> worker messages (40-69).
     case workerReady(Voxsync_V1_WorkerReady)
     case heartbeat(Voxsync_V1_Heartbeat)
@@ -562,6 +590,7 @@ public nonisolated struct Voxsync_V1_Envelope: Sendable {
     case outboxNudge(Voxsync_V1_OutboxNudge)
     case invalidate(Voxsync_V1_Invalidate)
     case ack(Voxsync_V1_Ack)
+    case prefetchListOk(Voxsync_V1_PrefetchListResponse)
 
   }
 
@@ -1225,13 +1254,43 @@ public nonisolated struct Voxsync_V1_AccessEvents: Sendable {
   public init() {}
 }
 
-/// Prefetch -> cache: load these speakers now.
+/// Prefetch -> cache: load these speakers now. Answered by PrefetchListResponse (not Ack).
 public nonisolated struct Voxsync_V1_PrefetchList: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var speakerIds: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Cache -> prefetch: what a PrefetchList did, and the cache's prefetch totals since the cache
+/// worker started (the prefetch worker feeds their growth to its adaptive threshold).
+public nonisolated struct Voxsync_V1_PrefetchListResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// read from SQLite into the cache and marked prefetched
+  public var loaded: UInt32 = 0
+
+  /// in the cache already: left as they were
+  public var alreadyCached: UInt32 = 0
+
+  /// no live profile (deleted, never enrolled) or an invalid id
+  public var notFound: UInt32 = 0
+
+  /// entries loaded by prefetch lists
+  public var loadedTotal: UInt64 = 0
+
+  /// of those, read before eviction (the hits prefetch added)
+  public var usedTotal: UInt64 = 0
+
+  /// of those, evicted unread
+  public var wastedTotal: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1471,6 +1530,85 @@ public nonisolated struct Voxsync_V1_RetryDeadLettersResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Voxsync_V1_PrefetchPredictionsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// look-ahead; 0 means prefetch_window_ms
+  public var windowSeconds: UInt32 = 0
+
+  /// 1-10000; 0 means 100
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Voxsync_V1_PrefetchPrediction: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var speakerID: String = String()
+
+  /// 0-1: the estimated probability of a read inside the window
+  public var confidence: Double = 0
+
+  public var expectedAtUnixMs: Int64 = 0
+
+  /// frequency | interval | routine
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Voxsync_V1_PrefetchPredictionsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// every confidence, highest first
+  public var predictions: [Voxsync_V1_PrefetchPrediction] = []
+
+  /// the confidence a prediction needs to be prefetched now
+  public var threshold: Double = 0
+
+  /// accesses learned from (replayed history included)
+  public var totalAccesses: UInt64 = 0
+
+  /// speakers with history
+  public var speakers: UInt32 = 0
+
+  /// speakers with an interval or routine found
+  public var activePatterns: UInt32 = 0
+
+  /// access times held in memory
+  public var historyEvents: UInt64 = 0
+
+  /// speakers sent to the cache since the worker started
+  public var sentTotal: UInt64 = 0
+
+  /// used / (used + wasted) as the cache reports; -1: nothing measured yet
+  public var precision: Double = 0
+
+  /// prefetched entries read before eviction (the cache's total)
+  public var usedTotal: UInt64 = 0
+
+  /// prefetched entries evicted unread (the cache's total)
+  public var wastedTotal: UInt64 = 0
+
+  /// last interval's run; 0: none yet
+  public var lastRunUnixMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "voxsync.v1"
@@ -1489,7 +1627,7 @@ nonisolated extension Voxsync_V1_WorkerRole: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Voxsync_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}hello\0\u{3}hello_ok\0\u{1}ping\0\u{1}pong\0\u{1}error\0\u{2}\u{4}put\0\u{3}put_ok\0\u{1}get\0\u{3}get_ok\0\u{1}verify\0\u{3}verify_ok\0\u{1}identify\0\u{3}identify_ok\0\u{1}delete\0\u{3}delete_ok\0\u{1}list\0\u{3}list_ok\0\u{1}stats\0\u{3}stats_ok\0\u{3}sync_status\0\u{3}sync_status_ok\0\u{3}dead_letters\0\u{3}dead_letters_ok\0\u{3}retry_dead_letters\0\u{3}retry_dead_letters_ok\0\u{4}\u{b}worker_ready\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}status\0\u{3}status_ok\0\u{1}shutdown\0\u{3}metrics_snapshot\0\u{3}access_events\0\u{3}prefetch_list\0\u{3}outbox_nudge\0\u{1}invalidate\0\u{1}ack\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}hello\0\u{3}hello_ok\0\u{1}ping\0\u{1}pong\0\u{1}error\0\u{2}\u{4}put\0\u{3}put_ok\0\u{1}get\0\u{3}get_ok\0\u{1}verify\0\u{3}verify_ok\0\u{1}identify\0\u{3}identify_ok\0\u{1}delete\0\u{3}delete_ok\0\u{1}list\0\u{3}list_ok\0\u{1}stats\0\u{3}stats_ok\0\u{3}sync_status\0\u{3}sync_status_ok\0\u{3}dead_letters\0\u{3}dead_letters_ok\0\u{3}retry_dead_letters\0\u{3}retry_dead_letters_ok\0\u{3}prefetch_predictions\0\u{3}prefetch_predictions_ok\0\u{4}\u{9}worker_ready\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}status\0\u{3}status_ok\0\u{1}shutdown\0\u{3}metrics_snapshot\0\u{3}access_events\0\u{3}prefetch_list\0\u{3}outbox_nudge\0\u{1}invalidate\0\u{1}ack\0\u{3}prefetch_list_ok\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1823,6 +1961,32 @@ nonisolated extension Voxsync_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
           self.message = .retryDeadLettersOk(v)
         }
       }()
+      case 30: try {
+        var v: Voxsync_V1_PrefetchPredictionsRequest?
+        var hadOneofValue = false
+        if let current = self.message {
+          hadOneofValue = true
+          if case .prefetchPredictions(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.message = .prefetchPredictions(v)
+        }
+      }()
+      case 31: try {
+        var v: Voxsync_V1_PrefetchPredictionsResponse?
+        var hadOneofValue = false
+        if let current = self.message {
+          hadOneofValue = true
+          if case .prefetchPredictionsOk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.message = .prefetchPredictionsOk(v)
+        }
+      }()
       case 40: try {
         var v: Voxsync_V1_WorkerReady?
         var hadOneofValue = false
@@ -1979,6 +2143,19 @@ nonisolated extension Voxsync_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
           self.message = .ack(v)
         }
       }()
+      case 52: try {
+        var v: Voxsync_V1_PrefetchListResponse?
+        var hadOneofValue = false
+        if let current = self.message {
+          hadOneofValue = true
+          if case .prefetchListOk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.message = .prefetchListOk(v)
+        }
+      }()
       default: break
       }
     }
@@ -2093,6 +2270,14 @@ nonisolated extension Voxsync_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
       guard case .retryDeadLettersOk(let v)? = self.message else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
     }()
+    case .prefetchPredictions?: try {
+      guard case .prefetchPredictions(let v)? = self.message else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+    }()
+    case .prefetchPredictionsOk?: try {
+      guard case .prefetchPredictionsOk(let v)? = self.message else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+    }()
     case .workerReady?: try {
       guard case .workerReady(let v)? = self.message else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
@@ -2140,6 +2325,10 @@ nonisolated extension Voxsync_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
     case .ack?: try {
       guard case .ack(let v)? = self.message else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
+    }()
+    case .prefetchListOk?: try {
+      guard case .prefetchListOk(let v)? = self.message else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 52)
     }()
     case nil: break
     }
@@ -3587,6 +3776,61 @@ nonisolated extension Voxsync_V1_PrefetchList: SwiftProtobuf.Message, SwiftProto
   }
 }
 
+nonisolated extension Voxsync_V1_PrefetchListResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrefetchListResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}loaded\0\u{3}already_cached\0\u{3}not_found\0\u{3}loaded_total\0\u{3}used_total\0\u{3}wasted_total\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.loaded) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.alreadyCached) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.notFound) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.loadedTotal) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.usedTotal) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.wastedTotal) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.loaded != 0 {
+      try visitor.visitSingularUInt32Field(value: self.loaded, fieldNumber: 1)
+    }
+    if self.alreadyCached != 0 {
+      try visitor.visitSingularUInt32Field(value: self.alreadyCached, fieldNumber: 2)
+    }
+    if self.notFound != 0 {
+      try visitor.visitSingularUInt32Field(value: self.notFound, fieldNumber: 3)
+    }
+    if self.loadedTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.loadedTotal, fieldNumber: 4)
+    }
+    if self.usedTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.usedTotal, fieldNumber: 5)
+    }
+    if self.wastedTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.wastedTotal, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Voxsync_V1_PrefetchListResponse, rhs: Voxsync_V1_PrefetchListResponse) -> Bool {
+    if lhs.loaded != rhs.loaded {return false}
+    if lhs.alreadyCached != rhs.alreadyCached {return false}
+    if lhs.notFound != rhs.notFound {return false}
+    if lhs.loadedTotal != rhs.loadedTotal {return false}
+    if lhs.usedTotal != rhs.usedTotal {return false}
+    if lhs.wastedTotal != rhs.wastedTotal {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Voxsync_V1_OutboxNudge: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".OutboxNudge"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pending\0")
@@ -4043,6 +4287,166 @@ nonisolated extension Voxsync_V1_RetryDeadLettersResponse: SwiftProtobuf.Message
 
   public static func ==(lhs: Voxsync_V1_RetryDeadLettersResponse, rhs: Voxsync_V1_RetryDeadLettersResponse) -> Bool {
     if lhs.requeued != rhs.requeued {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Voxsync_V1_PrefetchPredictionsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrefetchPredictionsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}window_seconds\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.windowSeconds) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.windowSeconds != 0 {
+      try visitor.visitSingularUInt32Field(value: self.windowSeconds, fieldNumber: 1)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Voxsync_V1_PrefetchPredictionsRequest, rhs: Voxsync_V1_PrefetchPredictionsRequest) -> Bool {
+    if lhs.windowSeconds != rhs.windowSeconds {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Voxsync_V1_PrefetchPrediction: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrefetchPrediction"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}speaker_id\0\u{1}confidence\0\u{3}expected_at_unix_ms\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.speakerID) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.confidence) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.expectedAtUnixMs) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.speakerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.speakerID, fieldNumber: 1)
+    }
+    if self.confidence.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.confidence, fieldNumber: 2)
+    }
+    if self.expectedAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.expectedAtUnixMs, fieldNumber: 3)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Voxsync_V1_PrefetchPrediction, rhs: Voxsync_V1_PrefetchPrediction) -> Bool {
+    if lhs.speakerID != rhs.speakerID {return false}
+    if lhs.confidence != rhs.confidence {return false}
+    if lhs.expectedAtUnixMs != rhs.expectedAtUnixMs {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Voxsync_V1_PrefetchPredictionsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrefetchPredictionsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}predictions\0\u{1}threshold\0\u{3}total_accesses\0\u{1}speakers\0\u{3}active_patterns\0\u{3}history_events\0\u{3}sent_total\0\u{1}precision\0\u{3}used_total\0\u{3}wasted_total\0\u{3}last_run_unix_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.predictions) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.threshold) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.totalAccesses) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.speakers) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.activePatterns) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.historyEvents) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.sentTotal) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.precision) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.usedTotal) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.wastedTotal) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.lastRunUnixMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.predictions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.predictions, fieldNumber: 1)
+    }
+    if self.threshold.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.threshold, fieldNumber: 2)
+    }
+    if self.totalAccesses != 0 {
+      try visitor.visitSingularUInt64Field(value: self.totalAccesses, fieldNumber: 3)
+    }
+    if self.speakers != 0 {
+      try visitor.visitSingularUInt32Field(value: self.speakers, fieldNumber: 4)
+    }
+    if self.activePatterns != 0 {
+      try visitor.visitSingularUInt32Field(value: self.activePatterns, fieldNumber: 5)
+    }
+    if self.historyEvents != 0 {
+      try visitor.visitSingularUInt64Field(value: self.historyEvents, fieldNumber: 6)
+    }
+    if self.sentTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sentTotal, fieldNumber: 7)
+    }
+    if self.precision.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.precision, fieldNumber: 8)
+    }
+    if self.usedTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.usedTotal, fieldNumber: 9)
+    }
+    if self.wastedTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.wastedTotal, fieldNumber: 10)
+    }
+    if self.lastRunUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastRunUnixMs, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Voxsync_V1_PrefetchPredictionsResponse, rhs: Voxsync_V1_PrefetchPredictionsResponse) -> Bool {
+    if lhs.predictions != rhs.predictions {return false}
+    if lhs.threshold != rhs.threshold {return false}
+    if lhs.totalAccesses != rhs.totalAccesses {return false}
+    if lhs.speakers != rhs.speakers {return false}
+    if lhs.activePatterns != rhs.activePatterns {return false}
+    if lhs.historyEvents != rhs.historyEvents {return false}
+    if lhs.sentTotal != rhs.sentTotal {return false}
+    if lhs.precision != rhs.precision {return false}
+    if lhs.usedTotal != rhs.usedTotal {return false}
+    if lhs.wastedTotal != rhs.wastedTotal {return false}
+    if lhs.lastRunUnixMs != rhs.lastRunUnixMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
