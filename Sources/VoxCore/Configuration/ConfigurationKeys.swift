@@ -7,6 +7,10 @@ public struct ConfigurationKey: Sendable {
     public let help: String
     let parse: @Sendable (String, inout VoxsyncConfiguration) throws(ConfigurationError) -> Void
     let render: @Sendable (VoxsyncConfiguration) -> String?
+    /// What a JSON config file may give besides strings and whole numbers: `true`/`false` for a
+    /// boolean key, a fraction for a decimal one. Others refuse them with a message.
+    var acceptsJSONBoolean = false
+    var acceptsJSONFraction = false
 
     /// `VOXSYNC_DATA_DIR` for `data_dir`.
     public var environmentName: String { "VOXSYNC_" + name.uppercased() }
@@ -80,15 +84,7 @@ public enum ConfigurationKeys {
                 config.metricsAddress = text
             },
             render: { $0.metricsAddress }),
-        ConfigurationKey(
-            name: "metrics_enabled", help: "true or false: keep and report metrics (false only to measure their cost).",
-            parse: { (text, config) throws(ConfigurationError) in
-                guard let value = Bool(text.lowercased()) else {
-                    throw ConfigurationError("metrics_enabled must be true or false; got '\(text)'")
-                }
-                config.metricsEnabled = value
-            },
-            render: { String($0.metricsEnabled) }),
+        boolean("metrics_enabled", "true or false: keep and report metrics (false only to measure their cost).", \.metricsEnabled),
         ConfigurationKey(
             name: "metrics_namespace", help: "Prefix of every metric name; jarvis gives the original system's names.",
             parse: { (text, config) throws(ConfigurationError) in
@@ -107,6 +103,18 @@ public enum ConfigurationKeys {
                 config.crashAtStart = role
             },
             render: { $0.crashAtStart?.rawValue }),
+        boolean("prefetch_enabled", "true or false: learn access patterns and warm the cache (false: the prefetch worker idles).",
+                \.prefetchEnabled),
+        milliseconds("prefetch_interval_ms", "How often predicted speakers are sent to the cache.", \.prefetchInterval, 10...3_600_000),
+        milliseconds("prefetch_window_ms", "Look-ahead: speakers expected within this are prefetched.", \.prefetchWindow, 1000...86_400_000),
+        decimal("prefetch_threshold", "Confidence (0-1) a prediction needs to be prefetched; the start value when adaptive.",
+                \.prefetchThreshold, 0...1),
+        boolean("prefetch_adaptive", "true or false: move the threshold within 0.5-0.95 towards a measured precision of 0.8.",
+                \.prefetchAdaptive),
+        integer("prefetch_max_per_interval", "Most speakers sent to the cache per interval.", \.prefetchMaxPerInterval, 1...100_000),
+        integer("prefetch_history_max_events", "Access events kept in <data_dir>/prefetch.sqlite (oldest pruned first).",
+                \.prefetchHistoryMaxEvents, 1000...100_000_000),
+        integer("prefetch_history_days", "Days of access history kept.", \.prefetchHistoryDays, 1...365),
     ]
 
     /// An optional URL: empty unsets it; otherwise `check` must accept it (it parses the URL
@@ -169,6 +177,38 @@ public enum ConfigurationKeys {
                 config[keyPath: path] = text
             },
             render: { $0[keyPath: path] })
+    }
+
+    private static func boolean(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, Bool> & Sendable) -> ConfigurationKey {
+        var key = ConfigurationKey(
+            name: name, help: help,
+            parse: { (text, config) throws(ConfigurationError) in
+                guard let value = Bool(text.trimmingCharacters(in: .whitespaces).lowercased()) else {
+                    throw ConfigurationError("\(name) must be true or false; got '\(text)'")
+                }
+                config[keyPath: path] = value
+            },
+            render: { String($0[keyPath: path]) })
+        key.acceptsJSONBoolean = true
+        return key
+    }
+
+    /// A finite decimal number within `range`.
+    private static func decimal(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, Double> & Sendable, _ range: ClosedRange<Double>) -> ConfigurationKey {
+        var key = ConfigurationKey(
+            name: name, help: help,
+            parse: { (text, config) throws(ConfigurationError) in
+                guard let value = Double(text.trimmingCharacters(in: .whitespaces)), value.isFinite else {
+                    throw ConfigurationError("\(name) must be a number; got '\(text)'")
+                }
+                guard range.contains(value) else {
+                    throw ConfigurationError("\(name) must be between \(range.lowerBound) and \(range.upperBound); got \(value)")
+                }
+                config[keyPath: path] = value
+            },
+            render: { String($0[keyPath: path]) })
+        key.acceptsJSONFraction = true
+        return key
     }
 
     private static func integer(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, Int> & Sendable, _ range: ClosedRange<Int>) -> ConfigurationKey {

@@ -7,7 +7,8 @@ public enum ConfigurationLoader {
     public static let maxFileBytes = 1 << 20
 
     /// - Parameters:
-    ///   - file: path of a JSON object of `key: value` pairs (strings, numbers or booleans).
+    ///   - file: path of a JSON object of `key: value` pairs (strings, numbers, or booleans for
+    ///     the boolean keys).
     ///   - environment: `VOXSYNC_<KEY>` variables are read from it.
     ///   - overrides: `key=value` pairs from the command line, applied last.
     public static func load(
@@ -52,7 +53,12 @@ public enum ConfigurationLoader {
             switch pairs[name] {
             case let string as String: text = string
             case let number as NSNumber where String(cString: number.objCType) == "c":
-                throw ConfigurationError("\(source): '\(name)' must be a number or a string, not true/false")
+                guard key.acceptsJSONBoolean else {
+                    throw ConfigurationError("\(source): '\(name)' must be a number or a string, not true/false")
+                }
+                text = number.boolValue ? "true" : "false"
+            case let number as NSNumber where key.acceptsJSONFraction:
+                text = String(number.doubleValue)
             case let number as NSNumber:
                 guard number.doubleValue == number.doubleValue.rounded() else {
                     throw ConfigurationError("\(source): '\(name)' must be a whole number; got \(number)")

@@ -60,6 +60,22 @@ public struct VoxsyncConfiguration: Sendable, Equatable {
     public var metricsNamespace = "voxsync"
     /// Fault injection for tests: a worker role that exits with code 70 right after it starts.
     public var crashAtStart: ServiceRole?
+    /// Prefetch: whether the prefetch worker learns and warms the cache (false: it idles).
+    public var prefetchEnabled = true
+    /// Prefetch: how often the predictions at or above the threshold go to the cache.
+    public var prefetchInterval: Duration = .seconds(60)
+    /// Prefetch: the look-ahead; speakers expected within it are sent.
+    public var prefetchWindow: Duration = .seconds(300)
+    /// Prefetch: the confidence a prediction needs (the start value when adaptive).
+    public var prefetchThreshold = 0.7
+    /// Prefetch: whether the threshold moves (between 0.5 and 0.95) towards a precision of 0.8.
+    public var prefetchAdaptive = true
+    /// Prefetch: most speakers sent per interval.
+    public var prefetchMaxPerInterval = 100
+    /// Prefetch: access events kept in `<data>/prefetch.sqlite`.
+    public var prefetchHistoryMaxEvents = 1_000_000
+    /// Prefetch: days of access history kept.
+    public var prefetchHistoryDays = 28
 
     public init() {}
 
