@@ -92,4 +92,43 @@ import VoxCore
         try ConfigurationLoader.apply(json: ConfigurationLoader.serialized(original), source: "test", to: &copy)
         #expect(copy == original)
     }
+
+    @Test func prefetchKeysHaveTheirDefaultsRangesAndJSONTypes() throws {
+        let defaults = try ConfigurationLoader.load(environment: [:])
+        #expect(defaults.prefetchEnabled && defaults.prefetchAdaptive)
+        #expect(defaults.prefetchInterval == .seconds(60) && defaults.prefetchWindow == .seconds(300))
+        #expect(defaults.prefetchThreshold == 0.7 && defaults.prefetchMaxPerInterval == 100)
+        #expect(defaults.prefetchHistoryMaxEvents == 1_000_000 && defaults.prefetchHistoryDays == 28)
+        #expect(ConfigurationKeys.all.filter { $0.name.hasPrefix("prefetch_") }.count == 8)
+
+        // A JSON file may give booleans and fractions where the key takes them.
+        let file = write(#"{"prefetch_enabled": false, "prefetch_threshold": 0.85, "prefetch_adaptive": "false", "metrics_enabled": false}"#)
+        let loaded = try ConfigurationLoader.load(file: file, environment: ["VOXSYNC_PREFETCH_INTERVAL_MS": "200"])
+        #expect(!loaded.prefetchEnabled && !loaded.prefetchAdaptive && !loaded.metricsEnabled)
+        #expect(loaded.prefetchThreshold == 0.85 && loaded.prefetchInterval == .milliseconds(200))
+        var copy = VoxsyncConfiguration()
+        try ConfigurationLoader.apply(json: ConfigurationLoader.serialized(loaded), source: "test", to: &copy)
+        #expect(copy == loaded)
+
+        for (setting, fragment) in [
+            ("prefetch_threshold=1.5", "prefetch_threshold must be between 0.0 and 1.0; got 1.5"),
+            ("prefetch_threshold=high", "prefetch_threshold must be a number; got 'high'"),
+            ("prefetch_threshold=nan", "prefetch_threshold must be a number; got 'nan'"),
+            ("prefetch_interval_ms=5", "prefetch_interval_ms must be between 10 and 3600000 ms; got 5"),
+            ("prefetch_window_ms=999", "prefetch_window_ms must be between 1000 and 86400000 ms; got 999"),
+            ("prefetch_enabled=yes", "prefetch_enabled must be true or false; got 'yes'"),
+            ("prefetch_max_per_interval=0", "between 1 and 100000; got 0"),
+            ("prefetch_history_max_events=10", "between 1000 and 100000000; got 10"),
+            ("prefetch_history_days=366", "between 1 and 365; got 366"),
+        ] {
+            let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+            let error = #expect(throws: ConfigurationError.self) {
+                try ConfigurationLoader.load(environment: [:], overrides: [(key: parts[0], value: parts[1])])
+            }
+            #expect(error?.message.contains(fragment) == true, "\(setting): \(error?.message ?? "no error")")
+        }
+        let whole = write(#"{"cache_capacity": 1.5, "prefetch_history_days": true}"#)
+        let error = #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(file: whole, environment: [:]) }
+        #expect(error?.message.contains("must be a whole number; got 1.5") == true || error?.message.contains("not true/false") == true)
+    }
 }
