@@ -9,6 +9,12 @@ struct CacheMetrics {
     let readFromCache = Timer(label: "read_latency_seconds", dimensions: [("source", "cache")])
     let readFromSQLite = Timer(label: "read_latency_seconds", dimensions: [("source", "sqlite")])
     let write = Timer(label: "write_latency_seconds")
+    // Prefetch outcomes (`PrefetchLedger`); the metrics worker also mirrors every `prefetch_*`
+    // figure into Redis as one JSON value.
+    let prefetchLoaded = Counter(label: "prefetch_loaded_total")
+    let prefetchUsed = Counter(label: "prefetch_used_total")
+    let prefetchWasted = Counter(label: "prefetch_wasted_total")
+    let prefetchPrecision = Gauge(label: "prefetch_precision")
     // One counter per request type, picked by a switch: no string hashing per request.
     private let puts = Self.queries("put"), gets = Self.queries("get"), verifies = Self.queries("verify")
     private let identifies = Self.queries("identify"), deletes = Self.queries("delete"), lists = Self.queries("list")

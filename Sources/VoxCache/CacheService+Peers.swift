@@ -15,7 +15,7 @@ extension CacheService {
             return .later(done.map { .ack(Ack()) }.flatMapErrorThrowing(Self.answer(for:)))
         case .prefetchList(let list):
             let done = loop.flatSubmit { self.prefetch(list.speakerIds) }
-            return .later(done.map { .ack(Ack()) }.flatMapErrorThrowing(Self.answer(for:)))
+            return .later(done.map { .prefetchListOk($0) }.flatMapErrorThrowing(Self.answer(for:)))
         default:
             return .now(Self.error(.invalidArgument, "\(request.name) is not served by the cache worker's internal socket"))
         }
@@ -32,6 +32,10 @@ extension CacheService {
                 self.cache = preloaded.cache
                 self.policy = preloaded.policy
                 self.metrics.size.record(self.cache.count)
+                // Prefetched entries the new preload left out went unread.
+                for _ in 0..<self.prefetched.retain(where: { self.cache[$0] != nil }) {
+                    self.notePrefetchOutcome(used: false)
+                }
             }
         }
         return onStore { store in try speakers.map { ($0, try store.get($0)) } }.map { rows in
@@ -46,17 +50,56 @@ extension CacheService {
                     self.matrix.remove(id)
                     self.cache[id] = nil
                     self.policy.remove(id)
+                    self.prefetched.forget(id)
                 }
             }
         }
     }
 
-    /// Loads the speakers the prefetch worker expects to be asked for soon.
-    private func prefetch(_ speakers: [String]) -> EventLoopFuture<Void> {
-        let wanted = speakers.prefix(policy.capacity).filter { cache[$0] == nil && (try? rules.checkSpeakerID($0)) != nil }
-        guard !wanted.isEmpty else { return loop.makeSucceededVoidFuture() }
-        return onStore { store in try wanted.compactMap { try store.get($0) } }.map { records in
-            for record in records where self.cache[record.speakerID] == nil { self.admit(record) }
+    /// Loads the speakers the prefetch worker expects to be asked for soon and marks them
+    /// prefetched (only those not cached already: for the others the prefetch adds nothing).
+    /// At most a cache's worth per list, so a list never evicts its own entries.
+    private func prefetch(_ speakers: [String]) -> EventLoopFuture<Voxsync_V1_PrefetchListResponse> {
+        var answer = Voxsync_V1_PrefetchListResponse()
+        var wanted: [String] = []
+        var seen = Set<String>()
+        for speaker in speakers.prefix(policy.capacity) where seen.insert(speaker).inserted {
+            if cache[speaker] != nil {
+                answer.alreadyCached += 1
+            } else if (try? rules.checkSpeakerID(speaker)) == nil {
+                answer.notFound += 1
+            } else {
+                wanted.append(speaker)
+            }
         }
+        guard !wanted.isEmpty else { return loop.makeSucceededFuture(withTotals(answer)) }
+        let (counted, reads) = (answer, wanted)
+        return onStore { store in try reads.map { try store.get($0) } }.map { records in
+            var answer = counted
+            for record in records {
+                guard let record else {
+                    answer.notFound += 1
+                    continue
+                }
+                // A miss may have loaded it while SQLite was read.
+                guard self.cache[record.speakerID] == nil else {
+                    answer.alreadyCached += 1
+                    continue
+                }
+                self.admit(record)
+                self.prefetched.loaded(record.speakerID)
+                self.metrics.prefetchLoaded.increment()
+                answer.loaded += 1
+            }
+            return self.withTotals(answer)
+        }
+    }
+
+    private func withTotals(_ answer: Voxsync_V1_PrefetchListResponse) -> Voxsync_V1_PrefetchListResponse {
+        var answer = answer
+        answer.loadedTotal = prefetched.loaded
+        answer.usedTotal = prefetched.used
+        answer.wastedTotal = prefetched.wasted
+        return answer
     }
 }

@@ -43,6 +43,8 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     private var commits = GroupCommitQueue<PendingPut>(maxBatch: 1024)
     private var hits: UInt64 = 0
     private var misses: UInt64 = 0
+    /// Entries loaded by the prefetch worker's lists and what became of them.
+    var prefetched = PrefetchLedger<String>()
     let metrics = CacheMetrics()
     /// Called on `loop` after writes committed (the sync worker's nudge). Set before serving.
     public var onCommitted: (@Sendable () -> Void)?
@@ -260,6 +262,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             self.matrix.remove(speakerID)
             self.cache[speakerID] = nil
             self.policy.remove(speakerID)
+            self.prefetched.forget(speakerID)
             if result.existed { self.onCommitted?() }
             var answer = Voxsync_V1_DeleteResponse()
             answer.version = result.version
@@ -285,6 +288,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
 
     private func stats() -> ServerResponse {
         let (profiles, entries, capacity, hits, misses) = (matrix.count, cache.count, policy.capacity, hits, misses)
+        let prefetched = self.prefetched
         return .later(onStore { store in try store.outboxCount() }.map { pending in
             var answer = Voxsync_V1_StatsResponse()
             answer.profiles = UInt64(profiles)
@@ -293,6 +297,12 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             answer.cacheHits = hits
             answer.cacheMisses = misses
             answer.outboxPending = UInt64(pending)
+            answer.extra = [
+                "prefetch_loaded": Double(prefetched.loaded), "prefetch_used": Double(prefetched.used),
+                "prefetch_wasted": Double(prefetched.wasted),
+            ]
+            // Absent until a prefetched entry was read or evicted: 0 would claim a measurement.
+            if let precision = prefetched.precision { answer.extra["prefetch_precision"] = precision }
             return .statsOk(answer)
         }.flatMapErrorThrowing(Self.answer(for:)))
     }
@@ -310,8 +320,16 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         }
         hits += 1
         metrics.hits.increment()
+        if prefetched.read(speakerID) { notePrefetchOutcome(used: true) }
         onAccess?(speakerID, true)
         return cached
+    }
+
+    /// Counts a prefetched entry's fate in the metrics (read first: used; evicted unread:
+    /// wasted) and updates the precision gauge.
+    func notePrefetchOutcome(used: Bool) {
+        (used ? metrics.prefetchUsed : metrics.prefetchWasted).increment()
+        if let precision = prefetched.precision { metrics.prefetchPrecision.record(precision) }
     }
 
     /// Puts a live record read from or just written to the store into the matrix and the
@@ -320,7 +338,10 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     func admit(_ record: ProfileRecord) -> CachedProfile {
         matrix.upsert(record.speakerID, embedding: record.embedding)
         let cached = CachedProfile(record)
-        if let evicted = policy.insert(record.speakerID) { cache[evicted] = nil }
+        if let evicted = policy.insert(record.speakerID) {
+            cache[evicted] = nil
+            if prefetched.evicted(evicted) { notePrefetchOutcome(used: false) }
+        }
         cache[record.speakerID] = cached
         metrics.size.record(cache.count)
         return cached
