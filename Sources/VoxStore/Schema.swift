@@ -41,10 +41,12 @@ enum Schema {
 
     static var currentVersion: Int64 { Int64(migrations.count) }
 
-    /// Brings `database` to the current schema.
+    /// Brings `database` to the current schema (of `migrations`: the prefetch history has a
+    /// file and a list of its own).
     /// The version is read inside each migration's write transaction, so two processes opening
     /// a new store at once (the cache and sync workers) never run a migration twice.
-    static func migrate(_ database: SQLiteDatabase) throws(StoreError) {
+    static func migrate(_ database: SQLiteDatabase, migrations: [String] = Schema.migrations) throws(StoreError) {
+        let currentVersion = Int64(migrations.count)
         while true {
             let done = try database.transaction { () throws(StoreError) -> Bool in
                 let found = try database.integer("PRAGMA user_version")
