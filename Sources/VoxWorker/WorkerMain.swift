@@ -95,7 +95,10 @@ public enum WorkerMain {
         case .metrics:
             return MetricsRoleService(configuration: configuration, instanceID: instanceID(configuration), registry: metrics, logger: logger)
         case .prefetch:
-            return IdleRoleService(detail: "access-pattern learning not built yet")
+            guard configuration.prefetchEnabled else {
+                return IdleRoleService(detail: "prefetch disabled (prefetch_enabled=false): nothing is learned or prefetched")
+            }
+            return PrefetchRoleService(configuration: configuration, instanceID: instanceID(configuration), registry: metrics, logger: logger)
         }
     }
 }
