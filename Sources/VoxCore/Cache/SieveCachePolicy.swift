@@ -14,12 +14,14 @@ public struct SieveCachePolicy<Key: Hashable & Sendable>: Sendable {
     @usableFromInline
     struct Node: Sendable {
         @usableFromInline var key: Key
-        @usableFromInline var visited: Bool
+        /// Turns of the hand the entry survives before it can be evicted: 1 after a read
+        /// (SIEVE's visited bit), more for a prefetched entry, 0 for a new one.
+        @usableFromInline var visited: UInt8
         @usableFromInline var newer: Int?   // towards the head (newest)
         @usableFromInline var older: Int?   // towards the tail (oldest)
 
         @inlinable
-        init(key: Key, visited: Bool, newer: Int?, older: Int?) {
+        init(key: Key, visited: UInt8, newer: Int?, older: Int?) {
             self.key = key
             self.visited = visited
             self.newer = newer
@@ -56,20 +58,25 @@ public struct SieveCachePolicy<Key: Hashable & Sendable>: Sendable {
     @inlinable
     public mutating func access(_ key: Key) -> Bool {
         guard let slot = index[key] else { return false }
-        nodes[slot].visited = true
+        if nodes[slot].visited == 0 { nodes[slot].visited = 1 }
         return true
     }
 
     /// Admits `key` (after a miss or a prefetch); returns the key evicted to make room, if any.
+    ///
+    /// `turns` is how many turns of the hand the entry survives unread. A miss admits with 0:
+    /// a new unread entry is the hand's next victim whenever the hand is near the head, which
+    /// is SIEVE's quick demotion of one-time reads. The prefetcher's entries come in with more,
+    /// because they are loaded minutes before their read and would otherwise be gone by then.
     @inlinable @discardableResult
-    public mutating func insert(_ key: Key) -> Key? {
+    public mutating func insert(_ key: Key, turns: UInt8 = 0) -> Key? {
         if let slot = index[key] {
-            nodes[slot].visited = true
+            nodes[slot].visited = max(nodes[slot].visited, max(turns, 1))
             return nil
         }
         var evicted: Key?
         if index.count >= capacity { evicted = evict() }
-        let node = Node(key: key, visited: false, newer: nil, older: head)
+        let node = Node(key: key, visited: turns, newer: nil, older: head)
         let slot: Int
         if let reused = free.popLast() {
             nodes[reused] = node
@@ -96,8 +103,8 @@ public struct SieveCachePolicy<Key: Hashable & Sendable>: Sendable {
     mutating func evict() -> Key? {
         var cursor = hand ?? tail
         while let slot = cursor {
-            if nodes[slot].visited {
-                nodes[slot].visited = false
+            if nodes[slot].visited > 0 {
+                nodes[slot].visited -= 1
                 cursor = nodes[slot].newer ?? tail
             } else {
                 hand = nodes[slot].newer
