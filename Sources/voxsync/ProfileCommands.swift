@@ -161,8 +161,17 @@ struct ListCommand: AsyncParsableCommand {
 }
 
 struct StatsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Profiles, cache and outbox figures.")
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Profiles, cache, outbox and prefetch figures.")
     @OptionGroup var connection: ConnectionOptions
+
+    /// The cache's prefetch figures (`StatsResponse.extra`): entries loaded ahead of their
+    /// read, those read (the hits prefetching added) and those evicted unread.
+    static func prefetchLine(_ extra: [String: Double]) -> String {
+        guard let loaded = extra["prefetch_loaded"] else { return "prefetch        not reported by this cache worker" }
+        let used = Int(extra["prefetch_used"] ?? 0), wasted = Int(extra["prefetch_wasted"] ?? 0)
+        let precision = extra["prefetch_precision"].map { String(format: "precision %.2f", $0) } ?? "precision not measured yet"
+        return "prefetch        \(Int(loaded)) loaded, \(used) read (hits added), \(wasted) evicted unread; \(precision)"
+    }
 
     func run() async throws {
         try await withClient(connection) { client, _ in
@@ -174,6 +183,7 @@ struct StatsCommand: AsyncParsableCommand {
                 cache hits      \(s.cacheHits) of \(lookups) lookups\(lookups > 0 ? String(format: " (%.1f %%)", 100 * Double(s.cacheHits) / Double(lookups)) : "")
                 outbox pending  \(s.outboxPending)
                 """)
+            print(Self.prefetchLine(s.extra))
         }
     }
 }

@@ -17,6 +17,7 @@ struct Voxsync: AsyncParsableCommand {
         subcommands: [
             EnrollCommand.self, GetCommand.self, VerifyCommand.self, IdentifyCommand.self, DeleteCommand.self,
             ListCommand.self, StatsCommand.self, DemoDataCommand.self, PingCommand.self, StatusCommand.self, SyncCommand.self,
+            PrefetchCommand.self,
         ])
 }
 
