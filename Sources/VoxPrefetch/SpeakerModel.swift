@@ -31,9 +31,14 @@ struct SpeakerModel: Sendable {
         if times.count > keep { times.removeFirst(times.count - keep) }
         firstDay = clock.day(times[0])
         let today = clock.day(times[times.count - 1])
-        interval = IntervalPattern(times, clock: clock)
+        let gaps = IntervalPattern.recentGaps(times)
+        let median = gaps.isEmpty ? 0 : gaps.sorted()[gaps.count / 2]
+        interval = IntervalPattern(times, gaps: gaps, median: median, clock: clock)
         if today != routinesBuiltFor {
-            routines = RoutineCluster.find(in: times, before: today, pause: interval?.sessionGap ?? Double(30 * Self.minute), clock: clock)
+            // A session begins after a pause of 2.5 median gaps (at least 30 minutes), regular
+            // or not: what is left is arriving in the morning, coming back from lunch.
+            let pause = max(Double(30 * Self.minute), 2.5 * median)
+            routines = RoutineCluster.find(in: times, before: today, pause: pause, clock: clock)
             routinesBuiltFor = today
         }
     }
@@ -115,18 +120,14 @@ struct IntervalPattern: Sendable, Equatable {
     static let minimumGaps = 4
     static let maximumVariation = 0.25
 
-    init?(_ times: [Int64], clock: DayClock) {
-        guard times.count > Self.minimumGaps else { return nil }
-        let recent = times.suffix(Self.gapsUsed + 1)
-        var gaps: [Double] = []
-        gaps.reserveCapacity(Self.gapsUsed)
-        var previous = recent.first!
-        for time in recent.dropFirst() {
-            gaps.append(Double(time - previous))
-            previous = time
-        }
-        let median = gaps.sorted()[gaps.count / 2]
-        guard median > 0 else { return nil }
+    /// The gaps between the last `gapsUsed + 1` reads.
+    static func recentGaps(_ times: [Int64]) -> [Double] {
+        let recent = times.suffix(gapsUsed + 1)
+        return zip(recent, recent.dropFirst()).map { Double($1 - $0) }
+    }
+
+    init?(_ times: [Int64], gaps: [Double], median: Double, clock: DayClock) {
+        guard gaps.count >= Self.minimumGaps, median > 0 else { return nil }
         // In-session gaps: not the pauses (> 2.5× median), not double reads (< 0.4× median).
         let kept = gaps.filter { $0 <= 2.5 * median && $0 >= 0.4 * median }
         guard kept.count >= Self.minimumGaps else { return nil }
