@@ -86,7 +86,7 @@ extension CacheService {
                     answer.alreadyCached += 1
                     continue
                 }
-                self.admit(record)
+                self.admit(record, turns: Self.prefetchTurns)
                 self.prefetched.loaded(record.speakerID)
                 self.metrics.prefetchLoaded.increment()
                 answer.loaded += 1

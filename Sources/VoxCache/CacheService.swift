@@ -325,6 +325,12 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         return cached
     }
 
+    /// Turns of the hand a prefetched entry survives unread: it is loaded up to a window
+    /// (minutes) before its read, and a new unread entry is otherwise the hand's next victim.
+    /// The same as the prefetch replay's (`voxsync-bench prefetch`), so that its figures are
+    /// this cache's.
+    static let prefetchTurns: UInt8 = 3
+
     /// Counts a prefetched entry's fate in the metrics (read first: used; evicted unread:
     /// wasted) and updates the precision gauge.
     func notePrefetchOutcome(used: Bool) {
@@ -334,11 +340,13 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
 
     /// Puts a live record read from or just written to the store into the matrix and the
     /// cache (evicting by SIEVE when full).
+    /// `turns`: how many turns of SIEVE's hand the entry survives unread (0 for a miss, as
+    /// SIEVE admits; `prefetchTurns` for a prefetched entry).
     @discardableResult
-    func admit(_ record: ProfileRecord) -> CachedProfile {
+    func admit(_ record: ProfileRecord, turns: UInt8 = 0) -> CachedProfile {
         matrix.upsert(record.speakerID, embedding: record.embedding)
         let cached = CachedProfile(record)
-        if let evicted = policy.insert(record.speakerID) {
+        if let evicted = policy.insert(record.speakerID, turns: turns) {
             cache[evicted] = nil
             if prefetched.evicted(evicted) { notePrefetchOutcome(used: false) }
         }

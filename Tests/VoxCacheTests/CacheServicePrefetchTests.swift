@@ -27,7 +27,7 @@ extension CacheServiceTests {
 
     @Test func prefetchedEntriesCountAsUsedWhenReadAndAsWastedWhenEvictedUnread() async throws {
         try await withService(capacity: 4) { service in
-            for number in 0..<12 { try await enroll(service, number) }  // the cache holds the last ones written
+            for number in 0..<12 { try await enroll(service, number) }
             let before = try await stats(service)
             #expect(before.extra["prefetch_loaded"] == 0 && before.extra["prefetch_precision"] == nil, "nothing measured yet")
 
@@ -46,8 +46,12 @@ extension CacheServiceTests {
             #expect(try await verify(service, 0) == .cache)
             #expect(try await stats(service).extra["prefetch_used"] == 1)
 
-            // One-off reads push speaker-1 out before anyone read it.
-            for number in 2..<9 { _ = try await verify(service, number) }
+            // Others, each read twice (so that SIEVE's hand has to go round and wear down the
+            // prefetched entries' turns), push speaker-1 out before anyone read it.
+            for number in 2..<12 {
+                _ = try await verify(service, number)
+                _ = try await verify(service, number)
+            }
             #expect(try await verify(service, 1) == .sqlite, "evicted unread")
             let after = try await stats(service)
             #expect(after.extra["prefetch_loaded"] == 2)
