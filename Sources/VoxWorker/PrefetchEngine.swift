@@ -46,6 +46,9 @@ final class PrefetchEngine: Sendable {
         /// The cache's prefetch totals in its last answer (it counts since it started).
         var cacheUsed: UInt64 = 0
         var cacheWasted: UInt64 = 0
+        /// Whether a cache answer came since this worker started: the first only sets the
+        /// baseline (its totals are the previous worker's news, already observed by it).
+        var cacheAnswered = false
     }
 
     let settings: Settings
@@ -129,6 +132,12 @@ final class PrefetchEngine: Sendable {
     func observe(_ answer: Voxsync_V1_PrefetchListResponse, sent: Int) -> Double? {
         state.withLockedValue { state in
             state.sentTotal += UInt64(sent)
+            guard state.cacheAnswered else {
+                state.cacheAnswered = true
+                (state.cacheUsed, state.cacheWasted) = (answer.usedTotal, answer.wastedTotal)
+                state.missesSinceObserved = 0
+                return nil
+            }
             // The cache counts since it started: a total below the last one means it restarted,
             // and all of the new total is news.
             let used = answer.usedTotal >= state.cacheUsed ? answer.usedTotal - state.cacheUsed : answer.usedTotal
