@@ -14,7 +14,12 @@ struct CacheMetrics {
     let prefetchLoaded = Counter(label: "prefetch_loaded_total")
     let prefetchUsed = Counter(label: "prefetch_used_total")
     let prefetchWasted = Counter(label: "prefetch_wasted_total")
-    let prefetchPrecision = Gauge(label: "prefetch_precision")
+
+    /// `prefetch_precision`, made at its first value: a gauge exists from its making, and a
+    /// 0 before anything was measured would read as "every prefetch wasted".
+    static func prefetchPrecision() -> Gauge {
+        Gauge(label: "prefetch_precision")
+    }
     // One counter per request type, picked by a switch: no string hashing per request.
     private let puts = Self.queries("put"), gets = Self.queries("get"), verifies = Self.queries("verify")
     private let identifies = Self.queries("identify"), deletes = Self.queries("delete"), lists = Self.queries("list")

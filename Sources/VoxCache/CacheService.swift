@@ -46,6 +46,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     /// Entries loaded by the prefetch worker's lists and what became of them.
     var prefetched = PrefetchLedger<String>()
     let metrics = CacheMetrics()
+    private var precisionGauge: Gauge?
     /// Called on `loop` after writes committed (the sync worker's nudge). Set before serving.
     public var onCommitted: (@Sendable () -> Void)?
     /// Called on `loop` for every profile read: speaker, hit (the prefetch worker's events).
@@ -335,7 +336,10 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     /// wasted) and updates the precision gauge.
     func notePrefetchOutcome(used: Bool) {
         (used ? metrics.prefetchUsed : metrics.prefetchWasted).increment()
-        if let precision = prefetched.precision { metrics.prefetchPrecision.record(precision) }
+        guard let precision = prefetched.precision else { return }
+        let gauge = precisionGauge ?? CacheMetrics.prefetchPrecision()
+        precisionGauge = gauge
+        gauge.record(precision)
     }
 
     /// Puts a live record read from or just written to the store into the matrix and the
