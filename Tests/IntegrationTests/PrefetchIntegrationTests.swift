@@ -142,7 +142,7 @@ extension ServiceTests {
             #expect(after.totalAccesses >= before.totalAccesses, "replayed from prefetch.sqlite: \(after.totalAccesses) < \(before.totalAccesses)")
             #expect(after.historyEvents >= before.historyEvents)
             #expect(after.speakers == 5)
-            #expect(service.log.contains("events of history"), "the readiness detail says what was replayed")
+            try await eventually("the start-up summary says what was replayed") { service.log.contains("events of history") }
         }
 
         @Test func prefetchPredictionsRefusesABadWindowAndReportsAsJSON() async throws {
@@ -168,6 +168,16 @@ extension ServiceTests {
             #expect(table.code == 0 && table.output.contains("threshold   0.70") && table.output.contains("precision   not measured yet"), "\(table.output)")
             let stats = try await Self.run([voxsync, "stats", "--socket", service.socketPath])
             #expect(stats.code == 0 && stats.output.contains("prefetch        0 loaded, 0 read (hits added), 0 evicted unread"), "\(stats.output)")
+        }
+
+        @Test func withPrefetchDisabledTheWorkerIdlesAndSaysSo() async throws {
+            let service = try await ServiceProcess.started(settings: ["prefetch_enabled=false"])
+            defer { service.cleanUp() }
+            try await eventually("the start-up summary says prefetch is disabled") {
+                service.log.contains("prefetch disabled (prefetch_enabled=false)")
+            }
+            let (code, output) = try await Self.run([binDirectory + "/voxsync", "prefetch", "predictions", "--socket", service.socketPath, "--timeout", "0.5"])
+            #expect(code == 69 && output.contains("prefetch.sock"), "no prefetch socket: \(output)")
         }
     }
 }
