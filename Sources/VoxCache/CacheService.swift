@@ -328,9 +328,9 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
 
     /// Turns of the hand a prefetched entry survives unread: it is loaded up to a window
     /// (minutes) before its read, and a new unread entry is otherwise the hand's next victim.
-    /// The same as the prefetch replay's (`voxsync-bench prefetch`), so that its figures are
+    /// The one the prefetch replay uses (`voxsync-bench prefetch`), so that its figures are
     /// this cache's.
-    static let prefetchTurns: UInt8 = 3
+    static var prefetchTurns: UInt8 { SieveCachePolicy<String>.prefetchTurns }
 
     /// Counts a prefetched entry's fate in the metrics (read first: used; evicted unread:
     /// wasted) and updates the precision gauge.

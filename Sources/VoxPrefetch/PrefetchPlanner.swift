@@ -60,10 +60,12 @@ public struct AdaptiveThreshold: Sendable, Equatable {
             initial: Double = 0.7, minimum: Double = 0.5, maximum: Double = 0.95, targetPrecision: Double = 0.8,
             adaptive: Bool = true, step: Double = 0.05, margin: Double = 0.1, minimumSamples: UInt64 = 20
         ) {
-            precondition(minimum <= maximum && step > 0)
-            self.initial = min(max(initial, minimum), maximum)
-            self.minimum = minimum
-            self.maximum = maximum
+            precondition(minimum <= maximum && step > 0 && (0...1).contains(initial))
+            // A start value outside the bounds widens them: a configured 0.3 (or a fixed 0.99)
+            // is what the operator asked for, not something to clamp away.
+            self.initial = initial
+            self.minimum = Swift.min(minimum, initial)
+            self.maximum = Swift.max(maximum, initial)
             self.targetPrecision = targetPrecision
             self.adaptive = adaptive
             self.step = step

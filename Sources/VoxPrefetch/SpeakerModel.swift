@@ -20,6 +20,7 @@ struct SpeakerModel: Sendable {
     var hasPattern: Bool { interval != nil || !routines.isEmpty }
 
     static let minute: Int64 = 60_000
+    static let hour: Int64 = 3_600_000
 
     mutating func record(_ time: Int64, keep: Int, clock: DayClock) {
         if let last = times.last, time < last {
@@ -35,9 +36,10 @@ struct SpeakerModel: Sendable {
         let median = gaps.isEmpty ? 0 : gaps.sorted()[gaps.count / 2]
         interval = IntervalPattern(times, gaps: gaps, median: median, clock: clock)
         if today != routinesBuiltFor {
-            // A session begins after a pause of 2.5 median gaps (at least 30 minutes), regular
-            // or not: what is left is arriving in the morning, coming back from lunch.
-            let pause = max(Double(30 * Self.minute), 2.5 * median)
+            // A session begins after a pause of 2.5 median gaps, regular or not, but at least
+            // 30 minutes and at most 4 hours (a night always ends one, even for a speaker read
+            // once a day): what is left is arriving in the morning, coming back from lunch.
+            let pause = min(Double(4 * Self.hour), max(Double(30 * Self.minute), 2.5 * median))
             routines = RoutineCluster.find(in: times, before: today, pause: pause, clock: clock)
             routinesBuiltFor = today
         }

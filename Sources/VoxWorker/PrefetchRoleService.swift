@@ -71,7 +71,8 @@ final class PrefetchRoleService: WorkerRoleService {
         // An adaptive threshold carries on where it was; a fixed one is the configured value.
         if configuration.prefetchAdaptive, let saved { threshold.restore(saved) }
         let engine = PrefetchEngine(
-            predictor: predictor, planner: PrefetchPlanner(maxPerInterval: configuration.prefetchMaxPerInterval),
+            predictor: predictor, planner: PrefetchPlanner(maxPerInterval: PrefetchPlanner.perInterval(
+                configured: configuration.prefetchMaxPerInterval, cacheCapacity: configuration.cacheCapacity)),
             threshold: threshold, rules: ProfileRules(dimension: configuration.embeddingDimension),
             settings: .init(windowMilliseconds: windowMilliseconds, maxEventAgeMilliseconds: maxAge))
         let server = try await WorkerSocket.bind(

@@ -64,5 +64,9 @@ import Testing
         #expect(restored.value == 0.95)
         restored.restore(.nan)
         #expect(restored.value == 0.95)
+
+        // A start value outside 0.5-0.95 widens the bounds instead of being clamped.
+        let low = AdaptiveThreshold(configuration: .init(initial: 0.3))
+        #expect(low.value == 0.3 && low.configuration.minimum == 0.3 && low.configuration.maximum == 0.95)
     }
 }

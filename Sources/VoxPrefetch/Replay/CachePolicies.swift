@@ -18,7 +18,7 @@ extension ReplayPolicy {
 
 extension SieveCachePolicy: ReplayPolicy where Key == String {
     public mutating func insert(_ key: String) -> String? { insert(key, turns: 0) }
-    public mutating func insertPrefetched(_ key: String) -> String? { insert(key, turns: 3) }
+    public mutating func insertPrefetched(_ key: String) -> String? { insert(key, turns: Self.prefetchTurns) }
 }
 
 /// Least recently used, for the replay's "without prefetch" comparison: a dictionary into a

@@ -18,9 +18,9 @@ public enum TraceCSV {
     public static func parse(_ text: String, rules: ProfileRules = ProfileRules(dimension: 1)) throws -> [TraceAccess] {
         var accesses: [TraceAccess] = []
         var number = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Split on any line break: "\r\n" is one Character in Swift, not a "\n" after a "\r".
+        for row in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             number += 1
-            let row = line.hasSuffix("\r") ? line.dropLast() : line[...]
             if row.allSatisfy({ $0 == " " }) || row.hasPrefix("#") { continue }
             if number == 1, row.lowercased().replacingOccurrences(of: " ", with: "") == "timestamp,speaker" { continue }
             let fields = row.split(separator: ",", omittingEmptySubsequences: false)
