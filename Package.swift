@@ -78,6 +78,8 @@ let package = Package(
         ),
 
         .target(name: "VoxStore", dependencies: ["CSQLite", "VoxCore"]),
+        // Pure: the chaos run's schedule, write ledger and audit rules (voxsync-bench chaos).
+        .target(name: "VoxChaos"),
         // Pure: the prefetch predictor, its planner and threshold, and the trace replay.
         .target(name: "VoxPrefetch", dependencies: ["VoxCore"]),
         .target(
@@ -165,7 +167,7 @@ let package = Package(
         .executableTarget(
             name: "voxsync-bench",
             dependencies: [
-                "VoxClient", "VoxStore", "VoxSync", "VoxPrefetch",
+                "VoxClient", "VoxStore", "VoxSync", "VoxPrefetch", "VoxChaos",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 "VoxCore",
@@ -191,6 +193,7 @@ let package = Package(
         .testTarget(name: "VoxCoreTests", dependencies: ["VoxCore"]),
         .testTarget(name: "VoxStoreTests", dependencies: ["VoxStore", "VoxCore"]),
         .testTarget(name: "VoxPrefetchTests", dependencies: ["VoxPrefetch", "VoxCore"]),
+        .testTarget(name: "VoxChaosTests", dependencies: ["VoxChaos"]),
         .testTarget(
             name: "VoxCacheTests",
             dependencies: [
