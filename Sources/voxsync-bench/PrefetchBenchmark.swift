@@ -44,6 +44,9 @@ struct PrefetchBenchmark: ParsableCommand {
     @Option(name: .customLong("max-per-interval"), help: "prefetch_max_per_interval (a tenth of the cache caps it too).")
     var maxPerInterval = 100
 
+    @Option(name: .customLong("write-trace"), help: "Also write the trace replayed as CSV ('timestamp,speaker') to this file.")
+    var writeTrace: String?
+
     func validate() throws {
         guard (10...100_000).contains(speakers) else { throw ValidationError("--speakers must be 10-100000; got \(speakers)") }
         guard (2...365).contains(days) else { throw ValidationError("--days must be 2-365; got \(days)") }
@@ -86,6 +89,16 @@ struct PrefetchBenchmark: ParsableCommand {
             accesses = OfficeWorkload(configuration: office).generate()
             source = "generated office: \(speakers) speakers, \(days) days from Monday, seed \(seed)"
         }
+        if let writeTrace {
+            var csv = "timestamp,speaker\n"
+            csv.reserveCapacity(accesses.count * 28)
+            for access in accesses {
+                csv += String(access.time / 1000) + "." + String(1000 + access.time % 1000).dropFirst() + "," + access.speaker + "\n"
+            }
+            do { try csv.write(toFile: writeTrace, atomically: true, encoding: .utf8) } catch {
+                throw ValidationError("cannot write --write-trace \(writeTrace): \(error)")
+            }
+        }
         let measureFrom = accesses[0].time - accesses[0].time % 86_400_000 + Int64(warmupDays) * 86_400_000
         let distinct = Set(accesses.lazy.map(\.speaker)).count
         let replay = TraceReplay(trace: accesses, measureFrom: measureFrom)
@@ -120,6 +133,6 @@ struct PrefetchBenchmark: ParsableCommand {
         print()
         print(table.render())
         print()
-        print("gain: hit-rate points over SIEVE alone (the cache's own policy). Belady: the best any demand cache of that size can do on this trace; a prefetching cache can pass it, because it loads before the first read. Replayed in \(ContinuousClock.now - started).")
+        print("gain: hit-rate points over SIEVE alone (the cache's own policy). Belady: the best any demand cache of that size can do on this trace; a prefetching cache can pass it, because it loads before the first read. Replayed in \(format((ContinuousClock.now - started) / .milliseconds(1) / 1000, decimals: 1)) s.")
     }
 }
