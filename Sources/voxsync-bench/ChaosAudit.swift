@@ -14,6 +14,8 @@ struct ChaosAudit: Sendable {
 
     var checks: [Check] = []
     var restarts: [String: (expected: Int, status: Int, metrics: Int?)] = [:]
+    /// What the sync worker went through, in one sentence (nil without PostgreSQL).
+    var syncSummary: String?
 
     mutating func add(_ name: String, _ passed: Bool, _ detail: String) {
         checks.append(Check(name: name, passed: passed, detail: detail))
@@ -53,6 +55,10 @@ struct ChaosAudit: Sendable {
                 "v\(row.version)\(row.deleted ? " tombstone" : "") '\(row.metadata)'"
             }
             let tombstones = local.filter(\.deleted).count
+            if let sync = try? await probes.syncStatus() {
+                audit.syncSummary = "Sync worker (its current process): \(sync.pushedTotal) profiles pushed in \(sync.batchesTotal) upserts, "
+                    + "\(sync.failuresTotal) failed PostgreSQL calls, circuit opened \(sync.circuitOpenings) times, \(sync.deadLetters) dead letters."
+            }
             audit.add("PostgreSQL = SQLite", differences.isEmpty,
                       "\(local.count) rows in SQLite (\(tombstones) tombstones), \(remote.count) in PostgreSQL, \(differences.count) differ"
                       + differences.prefix(3).map { "; \($0.speakerID): \($0.what)" }.joined())

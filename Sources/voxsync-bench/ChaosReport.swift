@@ -77,8 +77,10 @@ struct ChaosReport {
         out.append("")
         if !record.outages.isEmpty {
             var outages = Table("server", "outage", "stop exit", "start exit", "down s")
-            for (index, outage) in record.outages.enumerated() {
-                outages.add(outage.server, "\(index + 1)", "\(outage.stopCode)", outage.startCode.map(String.init) ?? "-",
+            var numbers: [String: Int] = [:]
+            for outage in record.outages {
+                numbers[outage.server, default: 0] += 1
+                outages.add(outage.server, "\(numbers[outage.server]!)", "\(outage.stopCode)", outage.startCode.map(String.init) ?? "-",
                             ChaosFormat.decimal(outage.downSeconds, 1))
             }
             out.append(outages.render())
@@ -86,6 +88,7 @@ struct ChaosReport {
         }
         out.append("Time to converge after the chaos (every worker ready, outbox pushed to PostgreSQL, metrics caught up): "
                    + (convergeSeconds.map { ChaosFormat.decimal($0, 2) + " s" } ?? "did not converge"))
+        if let sync = audit.syncSummary { out.append(sync) }
         if record.skipped > 0 { out.append("\(record.skipped) scheduled signals were skipped: their worker was not ready again before the run ended.") }
         out.append("")
 
