@@ -86,6 +86,17 @@ extension ServiceTests {
             #expect(ttl > 3000 && ttl <= 3600, "values expire after an hour without news")
             #expect(try redis.ask(["SISMEMBER", "jarvis:instances", instance]) == .integer(1))
 
+            // The prefetcher's statistics as one JSON value (the original ml_prefetch_stats):
+            // the prefetch worker's threshold and what it learned, the cache's precision figures.
+            let prefetchKey = "jarvis:metrics:prefetch:\(instance)"
+            try await eventually(timeout: .seconds(10), "the prefetch statistics mirrored") {
+                guard case .string(let text) = try redis.ask(["GET", prefetchKey]),
+                      let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Double] else { return false }
+                return object["prefetch_threshold"] == 0.7 && object["prefetch_loaded_total"] == 0
+                    && object["prefetch_used_total"] == 0 && object["prefetch_wasted_total"] == 0
+                    && object["prefetch_speakers"] != nil && object["prefetch_accesses_total"] != nil
+            }
+
             // The queue size stays 25: equal samples must still be separate members.
             let series = "jarvis:metrics:ts:queue_size:\(instance)"
             try await eventually(timeout: .seconds(10), "three samples of an unchanged gauge") {
