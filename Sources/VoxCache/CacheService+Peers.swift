@@ -26,6 +26,8 @@ extension CacheService {
     /// now deleted leaves both (as `delete` does). Everything at once is a new preload.
     private func refresh(_ speakers: [String]?) -> EventLoopFuture<Void> {
         guard let speakers else {
+            // A background preload still running reads an older snapshot: reload after it.
+            if preloading { return afterPreload { self.refresh(nil) }.flatMap { $0 } }
             let capacity = policy.capacity
             return onStore { store in try Self.preload(store, cacheCapacity: capacity) }.map { preloaded in
                 self.matrix = preloaded.matrix
@@ -40,6 +42,7 @@ extension CacheService {
         }
         return onStore { store in try speakers.map { ($0, try store.get($0)) } }.map { rows in
             for (id, record) in rows {
+                self.touch(id)
                 if let record {
                     if self.cache[id] != nil {
                         self.admit(record)

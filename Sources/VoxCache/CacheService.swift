@@ -56,28 +56,102 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     private let commitHold: TimeAmount
     private var accessed = AccessLog()
     private var accessFlush: RepeatedTask?
+    /// True while a background preload runs (see `init`): identify and stats wait for it, and
+    /// every speaker written, deleted or reread meanwhile is noted so that the preload's older
+    /// snapshot of it is replaced when the preload is installed.
+    private(set) var preloading = false
+    private var touchedDuringPreload: Set<String> = []
+    private let preloadDone: EventLoopPromise<Void>
+    private var preloadTimes: (scan: Duration, admit: Duration)? = nil
 
     /// Opens (or creates) the store and preloads it: every live embedding into the identify
     /// matrix, the most recently used profiles into the cache up to its capacity.
+    ///
+    /// `preloadInBackground`: return at once and preload on a thread and an SQLite connection
+    /// of its own, so that the worker serves within milliseconds of a restart however many
+    /// profiles there are (100 000 take half a second or more to preload here). Meanwhile
+    /// reads that miss go to SQLite, as any miss does, and writes commit as usual; identify
+    /// and stats wait for the preload (identify needs every embedding). `preloadFinished`
+    /// completes when it is in, or fails with what broke it.
     public init(
         configuration: StoreConfiguration, cacheCapacity: Int, defaultThreshold: Float = 0.25,
-        accessFlushInterval: TimeAmount = .seconds(5), commitHold: TimeAmount = .microseconds(500), loop: EventLoop
+        accessFlushInterval: TimeAmount = .seconds(5), commitHold: TimeAmount = .microseconds(500),
+        preloadInBackground: Bool = false, loop: EventLoop
     ) throws {
         self.loop = loop
         self.commitHold = commitHold
         self.store = try ProfileStore(configuration: configuration)
         self.rules = store.rules
         self.defaultThreshold = defaultThreshold
-        let preloaded = try Self.preload(store, cacheCapacity: cacheCapacity)
-        self.preloadTimes = (preloaded.scanTime, preloaded.admitTime)
-        self.matrix = preloaded.matrix
-        self.cache = preloaded.cache
-        self.policy = preloaded.policy
+        self.preloadDone = loop.makePromise()
+        if preloadInBackground {
+            self.matrix = EmbeddingMatrix(dimension: configuration.dimension)
+            self.policy = SieveCachePolicy(capacity: cacheCapacity)
+            self.preloading = true
+        } else {
+            let preloaded = try Self.preload(store, cacheCapacity: cacheCapacity)
+            self.preloadTimes = (preloaded.scanTime, preloaded.admitTime)
+            self.matrix = preloaded.matrix
+            self.cache = preloaded.cache
+            self.policy = preloaded.policy
+            preloadDone.succeed()
+        }
         self.storeThread = NIOThreadPool(numberOfThreads: 1)
         storeThread.start()
         accessFlush = loop.scheduleRepeatedTask(initialDelay: accessFlushInterval, delay: accessFlushInterval) { _ in
             self.flushAccesses()
         }
+        if preloadInBackground {
+            let preloader = NIOThreadPool(numberOfThreads: 1)
+            preloader.start()
+            preloader.runIfActive(eventLoop: loop) {
+                // A connection of its own: the store thread stays free for misses and writes.
+                try Self.preload(ProfileStore(configuration: configuration), cacheCapacity: cacheCapacity)
+            }.whenComplete { outcome in
+                switch outcome {
+                case .success(let preloaded): self.install(preloaded)
+                case .failure(let error): self.preloadDone.fail(error)
+                }
+                preloader.shutdownGracefully { _ in }
+            }
+        }
+    }
+
+    /// Completes once the preload is in (at once unless it runs in the background).
+    public var preloadFinished: EventLoopFuture<Void> { preloadDone.futureResult }
+
+    /// Replaces the empty start-up cache by a background preload, keeping what happened while
+    /// it ran: the preload read a snapshot, so a speaker written, deleted or reread since is
+    /// taken from the live state, and every profile read meanwhile stays cached.
+    private func install(_ preloaded: Preloaded) {
+        let live = (matrix: matrix, cache: cache)
+        matrix = preloaded.matrix
+        cache = preloaded.cache
+        policy = preloaded.policy
+        for id in touchedDuringPreload {
+            matrix.remove(id)
+            cache[id] = nil
+            policy.remove(id)
+        }
+        for id in live.matrix.identifiers {
+            if let embedding = live.matrix.embedding(of: id) { matrix.upsert(id, embedding: embedding) }
+        }
+        for (_, entry) in live.cache { enter(entry, turns: 0) }
+        touchedDuringPreload = []
+        preloadTimes = (preloaded.scanTime, preloaded.admitTime)
+        preloading = false
+        metrics.size.record(cache.count)
+        preloadDone.succeed()
+    }
+
+    /// Runs `body` on the loop once the preload is in.
+    func afterPreload<T>(_ body: @escaping () -> T) -> EventLoopFuture<T> {
+        preloading ? preloadDone.futureResult.map(body) : loop.makeSucceededFuture(body())
+    }
+
+    /// Notes that `id` changed while a background preload runs.
+    func touch(_ id: String) {
+        if preloading { touchedDuringPreload.insert(id) }
     }
 
     /// Writes the access times noted so far, then stops the store's thread (after the server
@@ -90,15 +164,17 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         try await storeThread.shutdownGracefully()
     }
 
-    /// One line for the start-up summary. Read it before serving starts.
+    /// One line for the start-up summary (or, after a background preload, the log). Read it
+    /// on the loop, or before serving starts.
     public var summary: String {
         func milliseconds(_ duration: Duration) -> Int {
             Int((Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15).rounded())
         }
-        let (scan, admit) = preloadTimes
+        guard let (scan, admit) = preloadTimes else {
+            return "preloading in the background (cache capacity \(policy.capacity))"
+        }
         return "\(matrix.count) profiles, \(cache.count) preloaded into the cache (capacity \(policy.capacity)) in \(milliseconds(scan + admit)) ms (scan \(milliseconds(scan)), cache \(milliseconds(admit)))"
     }
-    private let preloadTimes: (scan: Duration, admit: Duration)
 
     public func respond(to request: Envelope.OneOf_Message, connection: ConnectionInfo) -> ServerResponse {
         if connection.eventLoop === loop { return handle(request) }
@@ -120,10 +196,21 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             return timedRead { self.get(get.speakerID) }
         case .verify(let verify): return timedRead { self.verify(verify) }
         case .put(let put): return self.put(put)
-        case .identify(let identify): return .now(self.identify(identify))
+        case .identify(let identify):
+            if preloading { return .later(afterPreload { self.identify(identify) }) }
+            return .now(self.identify(identify))
         case .delete(let delete): return self.delete(delete.speakerID)
         case .list(let list): return self.list(list)
-        case .stats: return self.stats()
+        case .stats:
+            if preloading {
+                return .later(afterPreload { self.stats() }.flatMap { answer in
+                    switch answer {
+                    case .now(let message): self.loop.makeSucceededFuture(message)
+                    case .later(let future): future
+                    }
+                })
+            }
+            return self.stats()
         default:
             return .now(Self.error(.invalidArgument, "\(request.name) is not a request this socket serves"))
         }
@@ -173,6 +260,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
                 for (pending, result) in zip(batch, results) {
                     switch result {
                     case .success(let stored):
+                        self.touch(stored.speakerID)
                         self.admit(stored)
                         var answer = Voxsync_V1_PutResponse()
                         answer.version = stored.version
@@ -260,6 +348,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         do { try rules.checkSpeakerID(speakerID) } catch { return .now(Self.answer(for: error)) }
         let now = Self.nowMilliseconds()
         return .later(onStore { store in try store.delete(speakerID, now: now) }.map { result in
+            self.touch(speakerID)
             self.matrix.remove(speakerID)
             self.cache[speakerID] = nil
             self.policy.remove(speakerID)
@@ -350,13 +439,18 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     func admit(_ record: ProfileRecord, turns: UInt8 = 0) -> CachedProfile {
         matrix.upsert(record.speakerID, embedding: record.embedding)
         let cached = CachedProfile(record)
-        if let evicted = policy.insert(record.speakerID, turns: turns) {
+        enter(cached, turns: turns)
+        metrics.size.record(cache.count)
+        return cached
+    }
+
+    /// Puts an entry into the cache (its embedding is in the matrix already).
+    private func enter(_ cached: CachedProfile, turns: UInt8) {
+        if let evicted = policy.insert(cached.speakerID, turns: turns) {
             cache[evicted] = nil
             if prefetched.evicted(evicted) { notePrefetchOutcome(used: false) }
         }
-        cache[record.speakerID] = cached
-        metrics.size.record(cache.count)
-        return cached
+        cache[cached.speakerID] = cached
     }
 
     /// The verify answer; nil if the matrix has no embedding for the speaker (it always has

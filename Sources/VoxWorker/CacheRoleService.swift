@@ -51,7 +51,20 @@ final class CacheRoleService: WorkerRoleService {
         let store = StoreConfiguration(
             path: configuration.dataDirectory + "/voxsync.sqlite", dimension: configuration.embeddingDimension,
             origin: instanceID)
-        let service = try CacheService(configuration: store, cacheCapacity: configuration.cacheCapacity, loop: group.next())
+        // Serve at once after a restart, whatever the number of profiles: the preload runs
+        // beside the serving (see CacheService.init); a preload that fails ends the worker,
+        // as a failing open would, and the supervisor restarts it.
+        let service = try CacheService(
+            configuration: store, cacheCapacity: configuration.cacheCapacity, preloadInBackground: true, loop: group.next())
+        let logger = self.logger
+        service.preloadFinished.whenComplete { outcome in
+            switch outcome {
+            case .success: logger.info("preload done: \(service.summary)")
+            case .failure(let error):
+                logger.critical("preload failed: \(error); exiting so that the supervisor restarts the cache worker")
+                exit(70)
+            }
+        }
         self.service.value = service
         // Worker-to-worker messages: never block a client's answer, bounded, dropped with a
         // count when the peer is down.

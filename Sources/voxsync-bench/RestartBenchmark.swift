@@ -49,6 +49,7 @@ struct RestartBenchmark: AsyncParsableCommand {
         let dimension = 192
         var vectors = BenchVectors(dimension: dimension, seed: 13)
         var probes: [Envelope.OneOf_Message] = []
+        var identifies: [Envelope.OneOf_Message] = []
         var memory = Table("cache worker", "profiles", "VmRSS MiB", "raw embedding MiB", "budget 1.5 × raw + 50 MiB", "within budget")
         let rawMiB = Double(profiles * dimension * 4) / 1_048_576
         func readMemory(_ moment: String) async throws {
@@ -60,9 +61,14 @@ struct RestartBenchmark: AsyncParsableCommand {
             let embeddings = (0..<profiles).map { _ in vectors.unit() }
             let enrolled = try EnrollLoad.run(socketPath: daemon.socketPath, clients: 32, count: profiles) { embeddings[$0] }
             print("enrolled \(profiles) speakers in \(format(enrolled.seconds, decimals: 1)) s", to: &standardError)
-            probes = (0..<1000).map { i in
+            for i in 0..<1000 {
                 let speaker = (i * 7_919) % profiles
-                return verifyMessage(benchSpeakerID(speaker), vectors.around(embeddings[speaker], spread: 0.03))
+                let probe = vectors.around(embeddings[speaker], spread: 0.03)
+                probes.append(verifyMessage(benchSpeakerID(speaker), probe))
+                var identify = Voxsync_V1_IdentifyRequest()
+                identify.probe.values = probe
+                identify.k = 10
+                identifies.append(.identify(identify))
             }
             try await readMemory("after enrolling (all written through it)")
         }
@@ -88,6 +94,7 @@ struct RestartBenchmark: AsyncParsableCommand {
 
         var latencies = LatencySamples(capacity: kills)
         var verifyLatencies = LatencySamples(capacity: kills)
+        var identifyLatencies = LatencySamples(capacity: kills)
         for round in 0..<kills {
             let victim = try await cachePID(control: control)
             let probe = probes.isEmpty ? nil : probes[round % probes.count]
@@ -103,6 +110,14 @@ struct RestartBenchmark: AsyncParsableCommand {
             try await waitForCache(control: control, notPID: victim)
             latencies.record(monotonicNanoseconds() - killedAt)
             if probe != nil { verifyLatencies.record(try await verified.value) }
+            // Identify needs every embedding: it is answered once the background preload is in.
+            // Waiting for it also means each kill meets a fully preloaded worker.
+            if !identifies.isEmpty {
+                guard case .identifyOk = try await verifier.send(identifies[round % identifies.count]) else {
+                    throw BenchError("identify after the kill failed")
+                }
+                identifyLatencies.record(monotonicNanoseconds() - killedAt)
+            }
             try await Task.sleep(for: .milliseconds(100))  // let the trickle use the new worker
         }
         if profiles > 0 { try await readMemory("after the last restart (preloaded)") }
@@ -113,9 +128,11 @@ struct RestartBenchmark: AsyncParsableCommand {
             samples.nanoseconds.isEmpty ? "-" : format(samples.percentileMicroseconds(p) / 1000, decimals: 1)
         }
         var table = Table("profiles", "kills", "kill→ready p50 ms", "p99 ms", "max ms",
-                          "kill→first verify p50 ms", "p99 ms", "max ms", "pings sent", "pings failed")
+                          "kill→first verify p50 ms", "p99 ms", "max ms", "kill→identify (preloaded) p50 ms", "p99 ms",
+                          "pings sent", "pings failed")
         table.add("\(profiles)", "\(kills)", milliseconds(latencies, 50), milliseconds(latencies, 99), milliseconds(latencies, 100),
                   milliseconds(verifyLatencies, 50), milliseconds(verifyLatencies, 99), milliseconds(verifyLatencies, 100),
+                  milliseconds(identifyLatencies, 50), milliseconds(identifyLatencies, 99),
                   "\(sent)", "\(failed.count)")
         print("Cache worker SIGKILLed \(kills) times, 100 ms apart, under a ping every \(pingIntervalMs) ms (VoxClient with retry, \(profiles == 0 ? "empty store" : "\(profiles) profiles × \(dimension) dims"));")
         print("settings stable_after_ms=100 and flap_threshold=10000 so that every kill meets a healthy worker")

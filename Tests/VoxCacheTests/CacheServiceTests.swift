@@ -15,11 +15,11 @@ import VoxWire
     let path = NSTemporaryDirectory() + "voxsync-cache-\(UUID().uuidString).sqlite"
 
     /// A service on a loop of its own; `body` runs with it, and it is shut down afterwards.
-    func withService<T>(capacity: Int, _ body: (CacheService) async throws -> T) async throws -> T {
+    func withService<T>(capacity: Int, preloadInBackground: Bool = false, _ body: (CacheService) async throws -> T) async throws -> T {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let service = try CacheService(
             configuration: StoreConfiguration(path: path, dimension: Self.dimension, origin: "test-instance"),
-            cacheCapacity: capacity, loop: group.next())
+            cacheCapacity: capacity, preloadInBackground: preloadInBackground, loop: group.next())
         do {
             let result = try await body(service)
             try await service.shutdown()
@@ -63,6 +63,57 @@ import VoxWire
         guard case .verifyOk(let answer) = try await send(service, .verify(verify)) else { throw CacheTestError("verify of \(number) failed") }
         #expect(answer.accepted && abs(answer.score - 1) < 1e-5, "a speaker's own vector scores 1")
         return answer.source
+    }
+
+    /// A worker restarted with a background preload serves at once; what is written, deleted
+    /// or read while the preload runs is what it holds afterwards, and identify (which needs
+    /// every embedding) is answered from the complete matrix.
+    @Test func aBackgroundPreloadKeepsWhatHappenedWhileItRan() async throws {
+        try await withService(capacity: 1000) { service in
+            for number in 0..<300 { try await enroll(service, number) }
+        }
+        try await withService(capacity: 1000, preloadInBackground: true) { service in
+            // Sent at once, so that they likely meet the preload still running (the end state
+            // must be the same either way).
+            var identify = Voxsync_V1_IdentifyRequest()
+            identify.probe.values = Self.vector(7)
+            identify.k = 3
+            let earlyRequest = Envelope.OneOf_Message.identify(identify)
+            async let early = send(service, earlyRequest)
+            var delete = Voxsync_V1_DeleteRequest()
+            delete.speakerID = Self.speaker(1)
+            let deleteRequest = Envelope.OneOf_Message.delete(delete)
+            async let deleted = send(service, deleteRequest)
+            var put = Voxsync_V1_PutRequest()
+            put.profile.speakerID = Self.speaker(2)
+            put.profile.embedding.values = Self.vector(1002)
+            let putRequest = Envelope.OneOf_Message.put(put)
+            async let replaced = send(service, putRequest)
+            _ = try await verify(service, 3)
+            guard case .identifyOk(let first) = try await early, case .deleteOk = try await deleted, case .putOk = try await replaced else {
+                throw CacheTestError("an operation during the preload failed")
+            }
+            #expect(first.matches.first?.speakerID == Self.speaker(7), "identify waited for every embedding")
+            try await service.preloadFinished.get()
+
+            var get = Voxsync_V1_GetRequest()
+            get.speakerID = Self.speaker(1)
+            guard case .error(let missing) = try await send(service, .get(get)) else { throw CacheTestError("deleted speaker found") }
+            #expect(missing.code == .notFound)
+            identify.probe.values = Self.vector(1)
+            guard case .identifyOk(let gone) = try await send(service, .identify(identify)) else { throw CacheTestError("no identify") }
+            #expect(!gone.matches.contains { $0.speakerID == Self.speaker(1) }, "the deleted speaker left the matrix")
+            identify.probe.values = Self.vector(1002)
+            guard case .identifyOk(let moved) = try await send(service, .identify(identify)) else { throw CacheTestError("no identify") }
+            #expect(moved.matches.first?.speakerID == Self.speaker(2) && abs((moved.matches.first?.score ?? 0) - 1) < 1e-5,
+                    "the rewritten embedding replaced the preload's")
+            get.speakerID = Self.speaker(2)
+            guard case .getOk(let two) = try await send(service, .get(get)) else { throw CacheTestError("no profile") }
+            #expect(two.profile.embedding.values == Self.vector(1002))
+            guard case .statsOk(let stats) = try await send(service, .stats(.init())) else { throw CacheTestError("no stats") }
+            #expect(stats.profiles == 299 && stats.cacheEntries == 299)
+            #expect(try await verify(service, 3) == .cache)
+        }
     }
 
     @Test func aScanOfOneOffSpeakersDoesNotEvictTheOnesWhoUnlockEveryDay() async throws {

@@ -29,6 +29,9 @@ public struct EmbeddingMatrix: Sendable {
 
     public var count: Int { ids.count }
 
+    /// Every id with a row, in row order.
+    public var identifiers: [String] { ids }
+
     public func contains(_ id: String) -> Bool { rowOf[id] != nil }
 
     public mutating func reserveCapacity(_ rows: Int) {
