@@ -13,9 +13,12 @@ public struct WriteLedger: Sendable, Equatable {
     public enum Acknowledged: Sendable, Equatable {
         /// Write `seq` was acknowledged with `version`.
         case live(version: UInt64, seq: Int)
-        /// A delete was acknowledged; a tombstone of at least `version` (0 when the speaker was
-        /// already gone, e.g. a resent delete whose first copy had applied) or no row at all.
-        case gone(version: UInt64)
+        /// A delete was acknowledged: the store owes a tombstone of at least `version`, or —
+        /// when `mustExist` is false (the speaker never had an acknowledged profile) — no row.
+        /// A delete that found nothing right after an acknowledged put is a resent delete whose
+        /// first copy applied (VoxClient resends deletes across a broken connection), so its
+        /// tombstone must be there, newer than that put.
+        case gone(version: UInt64, mustExist: Bool)
     }
 
     public struct Speaker: Sendable, Equatable {
@@ -42,13 +45,12 @@ public struct WriteLedger: Sendable, Equatable {
 
     public mutating func deleteAcknowledged(_ speaker: String, version: UInt64, existed: Bool) {
         var entry = speakers[speaker, default: Speaker()]
-        let floor: UInt64
-        switch entry.acknowledged {
-        case .live(let previous, _)?: floor = existed ? version : previous
-        case .gone(let previous)?: floor = existed ? version : previous
-        case nil: floor = existed ? version : 0
+        switch (entry.acknowledged, existed) {
+        case (_, true): entry.acknowledged = .gone(version: version, mustExist: true)
+        case (.live(let previous, _)?, false): entry.acknowledged = .gone(version: previous + 1, mustExist: true)
+        case (.gone?, false): break
+        case (nil, false): entry.acknowledged = .gone(version: 0, mustExist: false)
         }
-        entry.acknowledged = .gone(version: floor)
         entry.acknowledgedWrites += 1
         speakers[speaker] = entry
     }
@@ -101,8 +103,9 @@ public struct WriteLedger: Sendable, Equatable {
             if let row, !row.deleted, row.version == version, ChaosContent.matches(row, seq: seq, dimension: dimension) { return .intact }
             if landedUncertain(newerThan: version) { return .uncertainLanded }
             return .lost("acknowledged write #\(seq) v\(version), the store has \(describe(row))")
-        case .gone(let version)?:
-            if row == nil || (row!.deleted && row!.version >= version) { return .intact }
+        case .gone(let version, let mustExist)?:
+            if let row, row.deleted, row.version >= version { return .intact }
+            if row == nil, !mustExist { return .intact }
             if landedUncertain(newerThan: version) { return .uncertainLanded }
             return .lost("acknowledged delete (tombstone ≥ v\(version)), the store has \(describe(row))")
         }
@@ -118,7 +121,7 @@ public struct WriteLedger: Sendable, Equatable {
         case .live(let version, _)?:
             guard let foundVersion else { return entry.uncertainDeletes == 0 }
             return foundVersion < version
-        case .gone(let version)?:
+        case .gone(let version, _)?:
             guard let foundVersion else { return false }
             return foundVersion < version
         }

@@ -159,6 +159,7 @@ struct ChaosBenchmark: AsyncParsableCommand {
             await run.cleanUp()
             print("chaos: \(error)", to: &standardError)
             if let daemon = run.daemonIfStarted { print("voxsyncd's log (\(daemon.logPath)):\n\(daemon.logTail())", to: &standardError) }
+            print("data directory kept: \(dataDirectory)", to: &standardError)
             throw ExitCode(interrupts.count >= 2 ? 130 : 1)
         }
         await run.cleanUp()

@@ -68,6 +68,14 @@ import VoxChaos
         resent.deleteAcknowledged(speaker, version: 0, existed: false)
         #expect(resent.verdict(speaker, row: row(seq: 0, version: 12, deleted: true), dimension: dimension) == .intact)
         #expect(resent.verdict(speaker, row: row(seq: 1, version: 10), dimension: dimension) != .intact)
+        // ... and with no tombstone at all, the acknowledged put was lost before the delete.
+        #expect(resent.verdict(speaker, row: nil, dimension: dimension) != .intact)
+        #expect(resent.verdict(speaker, row: row(seq: 0, version: 10, deleted: true), dimension: dimension) != .intact)
+        // A delete of a speaker that never had an acknowledged profile owes nothing but absence.
+        var never = WriteLedger()
+        never.deleteAcknowledged(speaker, version: 0, existed: false)
+        #expect(never.verdict(speaker, row: nil, dimension: dimension) == .intact)
+        #expect(never.acknowledged(speaker) == .gone(version: 0, mustExist: false))
         // A delete with no answer may have landed after an acknowledged put.
         var unanswered = WriteLedger()
         unanswered.putAcknowledged(speaker, seq: 1, version: 10)
@@ -124,6 +132,6 @@ import VoxChaos
         b.deleteAcknowledged("chaos-1-1", version: 3, existed: true)
         a.merge(b)
         #expect(a.speakers.count == 2 && a.acknowledgedWrites == 3)
-        #expect(a.acknowledged("chaos-1-1") == .gone(version: 3))
+        #expect(a.acknowledged("chaos-1-1") == .gone(version: 3, mustExist: true))
     }
 }
