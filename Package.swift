@@ -85,7 +85,7 @@ let package = Package(
         .target(
             name: "VoxCache",
             dependencies: [
-                "VoxCore", "VoxStore", "VoxWire", "VoxTransport",
+                "VoxCore", "VoxStore", "VoxWire", "VoxTransport", "CVoxSys",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

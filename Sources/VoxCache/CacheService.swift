@@ -1,4 +1,5 @@
 import CoreMetrics
+import CVoxSys
 import Foundation
 import Logging
 import NIOCore
@@ -106,7 +107,10 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             preloader.start()
             preloader.runIfActive(eventLoop: loop) {
                 // A connection of its own: the store thread stays free for misses and writes.
-                try Self.preload(ProfileStore(configuration: configuration), cacheCapacity: cacheCapacity)
+                // At a lower priority (nice 10, this thread only): on two cores the requests
+                // that arrive meanwhile come first.
+                _ = voxsync_nice_this_thread(10)
+                return try Self.preload(ProfileStore(configuration: configuration), cacheCapacity: cacheCapacity)
             }.whenComplete { outcome in
                 switch outcome {
                 case .success(let preloaded): self.install(preloaded)
