@@ -62,8 +62,13 @@ extension CacheService {
     /// Loads the speakers the prefetch worker expects to be asked for soon and marks them
     /// prefetched (only those not cached already: for the others the prefetch adds nothing).
     /// At most a cache's worth per list, so a list never evicts its own entries.
+    ///
+    /// While a background preload runs the list is ignored: the preload brings the most
+    /// recently used profiles anyway, and marks set now would count its entries as the
+    /// prefetch's.
     private func prefetch(_ speakers: [String]) -> EventLoopFuture<Voxsync_V1_PrefetchListResponse> {
         var answer = Voxsync_V1_PrefetchListResponse()
+        guard !preloading else { return loop.makeSucceededFuture(withTotals(answer)) }
         var wanted: [String] = []
         var seen = Set<String>()
         for speaker in speakers.prefix(policy.capacity) where seen.insert(speaker).inserted {

@@ -1,8 +1,10 @@
+import NIOCore
 import VoxCore
 import VoxStore
 
 extension CacheService {
-    /// What a start-up preload builds before the worker reports ready.
+    /// What a preload builds: at start (in the background for the worker, see `init`) and
+    /// after an `Invalidate{all}`.
     struct Preloaded {
         var matrix: EmbeddingMatrix
         var cache: [String: CachedProfile]
@@ -55,5 +57,41 @@ extension CacheService {
         return Preloaded(
             matrix: matrix, cache: cache, policy: policy,
             scanTime: scanned - started, admitTime: ContinuousClock.now - scanned)
+    }
+
+    // MARK: Background preload
+
+    /// Replaces the empty start-up cache by a background preload, keeping what happened while
+    /// it ran: the preload read a snapshot, so a speaker written, deleted or reread since is
+    /// taken from the live state, and every profile read meanwhile stays cached.
+    func install(_ preloaded: Preloaded) {
+        let live = (matrix: matrix, cache: cache)
+        matrix = preloaded.matrix
+        cache = preloaded.cache
+        policy = preloaded.policy
+        for id in touchedDuringPreload {
+            matrix.remove(id)
+            cache[id] = nil
+            policy.remove(id)
+        }
+        for id in live.matrix.identifiers {
+            if let embedding = live.matrix.embedding(of: id) { matrix.upsert(id, embedding: embedding) }
+        }
+        for (_, entry) in live.cache { enter(entry, turns: 0) }
+        touchedDuringPreload = []
+        preloadTimes = (preloaded.scanTime, preloaded.admitTime)
+        preloading = false
+        metrics.size.record(cache.count)
+        preloadDone.succeed()
+    }
+
+    /// Runs `body` on the loop once the preload is in.
+    func afterPreload<T>(_ body: @escaping () -> T) -> EventLoopFuture<T> {
+        preloading ? preloadDone.futureResult.map(body) : loop.makeSucceededFuture(body())
+    }
+
+    /// Notes that `id` changed while a background preload runs.
+    func touch(_ id: String) {
+        if preloading { touchedDuringPreload.insert(id) }
     }
 }

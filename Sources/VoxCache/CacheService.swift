@@ -60,24 +60,26 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     /// True while a background preload runs (see `init`): identify and stats wait for it, and
     /// every speaker written, deleted or reread meanwhile is noted so that the preload's older
     /// snapshot of it is replaced when the preload is installed.
-    private(set) var preloading = false
-    private var touchedDuringPreload: Set<String> = []
-    private let preloadDone: EventLoopPromise<Void>
-    private var preloadTimes: (scan: Duration, admit: Duration)? = nil
+    var preloading = false
+    var touchedDuringPreload: Set<String> = []
+    let preloadDone: EventLoopPromise<Void>
+    var preloadTimes: (scan: Duration, admit: Duration)? = nil
 
     /// Opens (or creates) the store and preloads it: every live embedding into the identify
     /// matrix, the most recently used profiles into the cache up to its capacity.
     ///
     /// `preloadInBackground`: return at once and preload on a thread and an SQLite connection
     /// of its own, so that the worker serves within milliseconds of a restart however many
-    /// profiles there are (100 000 take half a second or more to preload here). Meanwhile
+    /// profiles there are (100 000 take half a second or more to preload here; the worker
+    /// reports ready to the supervisor when `preloadFinished` completes). Meanwhile
     /// reads that miss go to SQLite, as any miss does, and writes commit as usual; identify
     /// and stats wait for the preload (identify needs every embedding). `preloadFinished`
-    /// completes when it is in, or fails with what broke it.
+    /// completes when it is in, or fails with what broke it. `installPreloadAfter` (tests)
+    /// holds the finished preload back until it completes.
     public init(
         configuration: StoreConfiguration, cacheCapacity: Int, defaultThreshold: Float = 0.25,
         accessFlushInterval: TimeAmount = .seconds(5), commitHold: TimeAmount = .microseconds(500),
-        preloadInBackground: Bool = false, loop: EventLoop
+        preloadInBackground: Bool = false, installPreloadAfter gate: EventLoopFuture<Void>? = nil, loop: EventLoop
     ) throws {
         self.loop = loop
         self.commitHold = commitHold
@@ -107,10 +109,14 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             preloader.start()
             preloader.runIfActive(eventLoop: loop) {
                 // A connection of its own: the store thread stays free for misses and writes.
-                // At a lower priority (nice 10, this thread only): on two cores the requests
-                // that arrive meanwhile come first.
+                // Then a lower priority (nice 10, this thread only; after the open, which may
+                // take the write lock for a moment): on two cores the requests that arrive
+                // meanwhile come first.
+                let reader = try ProfileStore(configuration: configuration)
                 _ = voxsync_nice_this_thread(10)
-                return try Self.preload(ProfileStore(configuration: configuration), cacheCapacity: cacheCapacity)
+                return try Self.preload(reader, cacheCapacity: cacheCapacity)
+            }.flatMap { preloaded in
+                (gate ?? loop.makeSucceededVoidFuture()).map { preloaded }
             }.whenComplete { outcome in
                 switch outcome {
                 case .success(let preloaded): self.install(preloaded)
@@ -123,40 +129,6 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
 
     /// Completes once the preload is in (at once unless it runs in the background).
     public var preloadFinished: EventLoopFuture<Void> { preloadDone.futureResult }
-
-    /// Replaces the empty start-up cache by a background preload, keeping what happened while
-    /// it ran: the preload read a snapshot, so a speaker written, deleted or reread since is
-    /// taken from the live state, and every profile read meanwhile stays cached.
-    private func install(_ preloaded: Preloaded) {
-        let live = (matrix: matrix, cache: cache)
-        matrix = preloaded.matrix
-        cache = preloaded.cache
-        policy = preloaded.policy
-        for id in touchedDuringPreload {
-            matrix.remove(id)
-            cache[id] = nil
-            policy.remove(id)
-        }
-        for id in live.matrix.identifiers {
-            if let embedding = live.matrix.embedding(of: id) { matrix.upsert(id, embedding: embedding) }
-        }
-        for (_, entry) in live.cache { enter(entry, turns: 0) }
-        touchedDuringPreload = []
-        preloadTimes = (preloaded.scanTime, preloaded.admitTime)
-        preloading = false
-        metrics.size.record(cache.count)
-        preloadDone.succeed()
-    }
-
-    /// Runs `body` on the loop once the preload is in.
-    func afterPreload<T>(_ body: @escaping () -> T) -> EventLoopFuture<T> {
-        preloading ? preloadDone.futureResult.map(body) : loop.makeSucceededFuture(body())
-    }
-
-    /// Notes that `id` changed while a background preload runs.
-    func touch(_ id: String) {
-        if preloading { touchedDuringPreload.insert(id) }
-    }
 
     /// Writes the access times noted so far, then stops the store's thread (after the server
     /// has stopped sending requests).
@@ -449,7 +421,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     }
 
     /// Puts an entry into the cache (its embedding is in the matrix already).
-    private func enter(_ cached: CachedProfile, turns: UInt8) {
+    func enter(_ cached: CachedProfile, turns: UInt8) {
         if let evicted = policy.insert(cached.speakerID, turns: turns) {
             cache[evicted] = nil
             if prefetched.evicted(evicted) { notePrefetchOutcome(used: false) }
@@ -528,7 +500,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     }
 
     static func nowMilliseconds() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        WallClock.nowMilliseconds()
     }
 }
 

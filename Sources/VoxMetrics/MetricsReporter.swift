@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import VoxWire
 import VoxTransport
+import VoxCore
 
 /// Sends this process's cumulative figures to the metrics worker (`metrics.sock`) once a
 /// second. Never blocks: a snapshot that cannot go out is replaced by the next one, which holds
@@ -31,7 +32,7 @@ public final class MetricsReporter: Sendable {
         let pid = getpid()
         task.value = sender.loop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: interval) { _ in
             self.beforeSnapshot()
-            let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+            let now = WallClock.nowMilliseconds()
             self.sender.send(.metricsSnapshot(self.registry.snapshot(role: self.role, pid: pid, takenAt: now)), policy: .replace)
         }
     }

@@ -171,7 +171,7 @@ public final class RedisMirror: Sendable {
                 }
                 tick += 1
                 let (counters, gauges) = RedisMirrorPlan.series(snapshots())
-                let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+                let now = WallClock.nowMilliseconds()
                 let (commands, totals) = plan.commands(
                     counters: counters.map { ($0.0, $0.1) }, gauges: gauges.map { ($0.0, $0.1) },
                     mirrored: mirrored, nowMilliseconds: now, tick: tick)

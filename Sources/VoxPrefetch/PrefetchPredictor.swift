@@ -12,11 +12,12 @@
 ///   there *is* a next read depends on the time of day (people go home): the share of earlier
 ///   reads near the same time of day that were followed by another within the session gap.
 /// - **routine**: the times of day at which sessions begin (a read after a pause) on earlier
-///   days of the same kind (weekday or weekend), clustered; a cluster seen on at least half of
-///   those days is a routine ("arrives about 08:40", "back from lunch about 13:05"), expected
-///   today unless the speaker has been read since shortly before it.
-/// - **frequency**: a burst — several reads in the last minutes — makes another likely soon
-///   (Poisson on the burst's rate).
+///   days of the same kind (weekday or weekend), clustered; a cluster seen on at least 3 days
+///   and on at least half of the days of its kind is a routine ("arrives about 08:40", "back
+///   from lunch about 13:05"), expected today unless the speaker has been read since shortly
+///   before it.
+/// - **frequency**: a burst — four reads within five minutes — makes another likely soon:
+///   Poisson on the burst's rate, times the share of the speaker's earlier bursts that went on.
 ///
 /// Confidence is the probability that the speaker is read before the predicted access's likely
 /// span ends (expected time + 2σ), given that they have not been read since their last access:
@@ -49,9 +50,15 @@ public struct PrefetchPredictor: Sendable {
         self.configuration = configuration
     }
 
+    /// Times the predictor takes: 1970 to about 2200 (unix ms). Others are ignored, so that no
+    /// arithmetic on them can overflow.
+    public static let validTimes: ClosedRange<Int64> = 0...7_258_118_400_000
+
     /// Records a read of `speaker` at `atMilliseconds` (unix ms). A time earlier than the
     /// speaker's latest is placed in order; the models are rebuilt from the kept history.
+    /// A time outside `validTimes` is ignored.
     public mutating func record(_ speaker: String, atMilliseconds time: Int64) {
+        guard Self.validTimes.contains(time) else { return }
         totalAccesses += 1
         let clock = DayClock(utcOffsetSeconds: configuration.utcOffsetSeconds)
         if speakers[speaker] == nil, speakers.count >= configuration.maxSpeakers { forgetLeastRecent() }
@@ -64,8 +71,10 @@ public struct PrefetchPredictor: Sendable {
 
     /// The speakers expected inside `[now, now + window]` with at least `minimumConfidence`,
     /// highest confidence first (ties: earlier expected time, then id), at most `limit`.
+    /// `now` outside `validTimes` or a window that is not positive (or longer than a year)
+    /// predicts nothing.
     public func predictions(nowMilliseconds now: Int64, windowMilliseconds window: Int64, minimumConfidence: Double = 0, limit: Int = .max) -> [Prediction] {
-        guard limit > 0 else { return [] }
+        guard limit > 0, Self.validTimes.contains(now), (1...31_536_000_000).contains(window) else { return [] }
         let clock = DayClock(utcOffsetSeconds: configuration.utcOffsetSeconds)
         var found: [Prediction] = []
         for (speaker, model) in speakers {

@@ -11,6 +11,9 @@ struct SpeakerModel: Sendable {
     /// Access times, ascending, at most the configured history.
     var times: [Int64] = []
     var interval: IntervalPattern?
+    /// How often a burst (four reads within `burstSpan`) went on with another read within
+    /// the span: Laplace-smoothed, 0.5 with no bursts seen.
+    var burstContinuation = 0.5
     var routines: [RoutineCluster] = []
     /// The local day the routines were built for (they use only earlier days).
     var routinesBuiltFor: Int64 = .min
@@ -21,6 +24,8 @@ struct SpeakerModel: Sendable {
 
     static let minute: Int64 = 60_000
     static let hour: Int64 = 3_600_000
+    /// Four reads within this are a burst.
+    static let burstSpan: Int64 = 5 * minute
 
     mutating func record(_ time: Int64, keep: Int, clock: DayClock) {
         if let last = times.last, time < last {
@@ -35,6 +40,7 @@ struct SpeakerModel: Sendable {
         let gaps = IntervalPattern.recentGaps(times)
         let median = gaps.isEmpty ? 0 : gaps.sorted()[gaps.count / 2]
         interval = IntervalPattern(times, gaps: gaps, median: median, clock: clock)
+        burstContinuation = Self.burstContinuation(times)
         if today != routinesBuiltFor {
             // A session begins after a pause of 2.5 median gaps, regular or not, but at least
             // 30 minutes and at most 4 hours (a night always ends one, even for a speaker read
@@ -74,24 +80,38 @@ struct SpeakerModel: Sendable {
                     // Read since shortly before the routine's time: today's instance happened.
                     guard Double(last) < expected - 3 * routine.deviation - 10 * Double(Self.minute) else { continue }
                     let support = min(1, Double(routine.days) / Double(observed))
+                    // A routine holds while it was seen on at least half of the days of its kind.
+                    guard support >= RoutineCluster.minimumSupport else { continue }
                     consider(Self.confidence(happens: support, expected: expected, deviation: routine.deviation, now: nowD), expected, .routine)
                 }
             }
         }
 
-        // A burst: four reads within one window. Poisson on the burst's rate, while the burst
-        // has not gone quiet for longer than two of its mean gaps.
-        if times.count >= 4 {
+        // A burst: four reads within five minutes. Poisson on the burst's rate, times how often
+        // this speaker's bursts went on, while it has not gone quiet for two of its mean gaps.
+        if times.count >= 4, last <= now {
             let span = Double(last - times[times.count - 4])
-            if span <= Double(window) {
+            if span <= Double(Self.burstSpan) {
                 let rate = 3 / max(span, 1000)
                 let quiet = Double(now - last)
                 if quiet * rate <= 2 {
-                    consider(1 - exp(-rate * Double(window)), max(nowD, Double(last) + 1 / rate), .frequency)
+                    consider(burstContinuation * (1 - exp(-rate * Double(window))), max(nowD, Double(last) + 1 / rate), .frequency)
                 }
             }
         }
         return best
+    }
+
+    /// The share of this speaker's bursts (a read that is the fourth within `burstSpan`)
+    /// followed by another read within the span, smoothed: (continued + 1) / (bursts + 2).
+    static func burstContinuation(_ times: [Int64]) -> Double {
+        guard times.count >= 5 else { return 0.5 }
+        var bursts = 0.0, continued = 0.0
+        for index in 3..<(times.count - 1) where times[index] - times[index - 3] <= burstSpan {
+            bursts += 1
+            if times[index + 1] - times[index] <= burstSpan { continued += 1 }
+        }
+        return (continued + 1) / (bursts + 2)
     }
 
     /// P(read by expected + 2σ | not read by now) for a read that happens at all with
@@ -175,6 +195,7 @@ struct RoutineCluster: Sendable, Equatable {
     var days: Int
 
     static let minimumDays = 3
+    static let minimumSupport = 0.5
     /// Session starts further apart than this (in time of day) are different routines.
     static let split: Int64 = 20 * 60_000
     static let maximumDeviation = 30.0 * 60_000

@@ -62,17 +62,23 @@ public final class PrefetchHistoryStore {
 
     /// The most recent `limit` accesses, oldest first (the order a replay wants).
     public func loadAll(limit: Int) throws(StoreError) -> [PrefetchAccess] {
+        var accesses: [PrefetchAccess] = []
+        accesses.reserveCapacity(min(max(0, limit), 1 << 20))
+        try forEach(limit: limit) { accesses.append($0) }
+        return accesses
+    }
+
+    /// Hands the most recent `limit` accesses to `body`, oldest first, one row at a time: a
+    /// start-up replay of millions of rows holds none of them at once.
+    public func forEach(limit: Int, _ body: (PrefetchAccess) -> Void) throws(StoreError) {
         let statement = try database.prepare("""
             SELECT speaker, at_ms FROM (SELECT rowid, speaker, at_ms FROM accesses ORDER BY at_ms DESC, rowid DESC LIMIT ?1)
             ORDER BY at_ms, rowid
             """)
         statement.bind(1, Int64(max(0, limit)))
-        var accesses: [PrefetchAccess] = []
-        accesses.reserveCapacity(min(max(0, limit), 1 << 20))
         while try statement.step() {
-            accesses.append(PrefetchAccess(speaker: statement.string(0), atMilliseconds: statement.int64(1)))
+            body(PrefetchAccess(speaker: statement.string(0), atMilliseconds: statement.int64(1)))
         }
-        return accesses
     }
 
     /// Accesses stored.
@@ -80,13 +86,16 @@ public final class PrefetchHistoryStore {
         Int(try database.integer("SELECT count(*) FROM accesses"))
     }
 
-    /// Deletes accesses before `olderThan` (unix ms), then the oldest beyond `maxEvents`, and
-    /// notes the time of this prune (`now`). Returns how many rows went.
+    /// Deletes accesses before `olderThan` or after `newerThan` (unix ms; stamped in the
+    /// future by a clock that has since stepped back), then the oldest beyond `maxEvents`, and
+    /// notes the time of this prune (`now`). Returns how many rows went. Freed pages are
+    /// reused by later appends, so the file stays near the size of `maxEvents` rows.
     @discardableResult
-    public func prune(olderThan: Int64, maxEvents: Int, now: Int64) throws(StoreError) -> Int {
+    public func prune(olderThan: Int64, newerThan: Int64 = .max, maxEvents: Int, now: Int64) throws(StoreError) -> Int {
         try database.transaction { () throws(StoreError) -> Int in
-            let byAge = try database.prepare("DELETE FROM accesses WHERE at_ms < ?1")
+            let byAge = try database.prepare("DELETE FROM accesses WHERE at_ms < ?1 OR at_ms > ?2")
             byAge.bind(1, olderThan)
+            byAge.bind(2, newerThan)
             _ = try byAge.step()
             var removed = database.changes
             let excess = try database.integer("SELECT count(*) FROM accesses") - Int64(max(0, maxEvents))

@@ -349,7 +349,7 @@ public actor SyncEngine {
     }
 
     static func wallMilliseconds() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        WallClock.nowMilliseconds()
     }
 }
 

@@ -11,8 +11,11 @@ import VoxStore
 import VoxTransport
 import VoxWire
 
-/// The cache worker: opens and preloads the local store, then serves the client socket it
-/// inherited from the supervisor.
+/// The cache worker: opens the local store and serves the client socket it inherited from the
+/// supervisor at once, while it preloads the cache and the identify matrix in the background
+/// (a miss meanwhile reads SQLite; identify and stats wait; see `CacheService.init`). It
+/// reports ready to the supervisor once the preload is in (DESIGN §7), so `voxsync status`
+/// shows it `starting` until then — while it already answers.
 final class CacheRoleService: WorkerRoleService {
     private let configuration: VoxsyncConfiguration
     private let listenDescriptor: CInt
@@ -52,19 +55,9 @@ final class CacheRoleService: WorkerRoleService {
             path: configuration.dataDirectory + "/voxsync.sqlite", dimension: configuration.embeddingDimension,
             origin: instanceID)
         // Serve at once after a restart, whatever the number of profiles: the preload runs
-        // beside the serving (see CacheService.init); a preload that fails ends the worker,
-        // as a failing open would, and the supervisor restarts it.
+        // beside the serving (see CacheService.init).
         let service = try CacheService(
             configuration: store, cacheCapacity: configuration.cacheCapacity, preloadInBackground: true, loop: group.next())
-        let logger = self.logger
-        service.preloadFinished.whenComplete { outcome in
-            switch outcome {
-            case .success: logger.info("preload done: \(service.summary)")
-            case .failure(let error):
-                logger.critical("preload failed: \(error); exiting so that the supervisor restarts the cache worker")
-                exit(70)
-            }
-        }
         self.service.value = service
         // Worker-to-worker messages: never block a client's answer, bounded, dropped with a
         // count when the peer is down.
@@ -81,12 +74,14 @@ final class CacheRoleService: WorkerRoleService {
         self.internalServer.value = try await WorkerSocket.bind(
             .cache, configuration: configuration, instanceID: instanceID,
             responder: InternalResponder(service: service), group: group, logger: logger)
-        // Read before serving starts: afterwards the state belongs to the service's event loop.
-        let summary = service.summary
         let server = try await UnixSocketServer.adopt(
             listeningDescriptor: listenDescriptor, identity: identity, configuration: serverConfiguration,
             responder: service, group: group, logger: logger)
         self.server.value = server
+        // Serving; ready once the preload is in. A preload that fails ends the worker, as a
+        // failing open does, and the supervisor restarts it.
+        try await service.preloadFinished.get()
+        let summary = try await service.loop.submit { service.summary }.get()
         return "serving \(configuration.clientSocketPath); \(summary)"
     }
 
@@ -134,7 +129,7 @@ final class AccessEventBatcher: @unchecked Sendable {
         }
         var event = Voxsync_V1_AccessEvent()
         event.speakerID = speakerID
-        event.atUnixMs = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        event.atUnixMs = WallClock.nowMilliseconds()
         event.hit = hit
         pending.append(event)
         if pending.count >= Self.batch {

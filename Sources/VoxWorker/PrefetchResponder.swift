@@ -44,6 +44,6 @@ struct PrefetchResponder: ServerResponder {
     }
 
     static func nowMilliseconds() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        WallClock.nowMilliseconds()
     }
 }

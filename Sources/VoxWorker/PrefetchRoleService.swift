@@ -30,7 +30,9 @@ final class PrefetchRoleService: WorkerRoleService {
     private let parts = NIOLockedValueBoxHolder<Parts>()
     /// How often pending history is written (and the figures exported).
     static let flushInterval: Duration = .seconds(1)
-    /// How often the history is pruned to its bounds (also once at start).
+    /// How often the history is pruned to its bounds (also once at start, and whenever a
+    /// tenth of `prefetch_history_max_events` has been appended since the last prune, so a
+    /// busy cache cannot take the file far past its bound between hourly prunes).
     static let pruneInterval: Duration = .seconds(3600)
 
     private struct Parts: Sendable {
@@ -59,11 +61,14 @@ final class PrefetchRoleService: WorkerRoleService {
         // the worker is not ready (nor serving) until they are in.
         let (predictor, replayed, saved) = try await history.run { store in
             let now = Self.nowMilliseconds()
-            try store.prune(olderThan: now - maxAge, maxEvents: maxEvents, now: now)
-            let accesses = try store.loadAll(limit: maxEvents)
+            try store.prune(olderThan: now - maxAge, newerThan: now + PrefetchEngine.maxClockSkewMilliseconds, maxEvents: maxEvents, now: now)
             var predictor = PrefetchPredictor(configuration: predictorConfiguration)
-            for access in accesses { predictor.record(access.speaker, atMilliseconds: access.atMilliseconds) }
-            return (predictor, accesses.count, try store.loadThreshold())
+            var replayed = 0
+            try store.forEach(limit: maxEvents) { access in
+                predictor.record(access.speaker, atMilliseconds: access.atMilliseconds)
+                replayed += 1
+            }
+            return (predictor, replayed, try store.loadThreshold())
         }
         var threshold = AdaptiveThreshold(configuration: .init(
             initial: configuration.prefetchThreshold, minimum: 0.5, maximum: 0.95, targetPrecision: 0.8,
@@ -97,12 +102,14 @@ final class PrefetchRoleService: WorkerRoleService {
             var nextTick = clock.now + configuration.prefetchInterval
             var nextFlush = clock.now + Self.flushInterval
             var nextPrune = clock.now + Self.pruneInterval
+            var appendedSincePrune = 0
+            let pruneEvery = max(1000, configuration.prefetchHistoryMaxEvents / 10)
             while !stopping.withLockedValue({ $0 }) {
                 await parts.wakeup.wait(upTo: clock.now.duration(to: min(nextTick, nextFlush)))
                 if stopping.withLockedValue({ $0 }) { break }
                 let now = clock.now
                 if now >= nextFlush {
-                    await flush(parts)
+                    appendedSincePrune += await flush(parts)
                     nextFlush = now + Self.flushInterval
                 }
                 if now >= nextTick {
@@ -110,9 +117,10 @@ final class PrefetchRoleService: WorkerRoleService {
                     // From now, not from the schedule: a slow tick is not followed by a burst.
                     nextTick = clock.now + configuration.prefetchInterval
                 }
-                if now >= nextPrune {
+                if now >= nextPrune || appendedSincePrune >= pruneEvery {
                     await prune(parts)
                     nextPrune = now + Self.pruneInterval
+                    appendedSincePrune = 0
                 }
                 parts.engine.export(to: registry)
             }
@@ -128,18 +136,22 @@ final class PrefetchRoleService: WorkerRoleService {
         logger.info("prefetch stopped", metadata: ["threshold": "\(parts.engine.threshold)"])
     }
 
-    /// Writes the events received since the last flush in one transaction. A failure is
-    /// logged and counted; the events stay learned, only their history is lost.
-    private func flush(_ parts: Parts) async {
+    /// Writes the events received since the last flush in one transaction; returns how many
+    /// were written. A failure is logged and counted; the events stay learned, only their
+    /// history is lost.
+    @discardableResult
+    private func flush(_ parts: Parts) async -> Int {
         let batch = parts.engine.takeHistory()
-        guard !batch.isEmpty else { return }
+        guard !batch.isEmpty else { return 0 }
         do {
             try await parts.history.run { store in try store.append(batch) }
+            return batch.count
         } catch {
             parts.engine.historyLost(batch.count)
             logger.warning("cannot write prefetch history; the events stay learned until a restart", metadata: [
                 "events": "\(batch.count)", "error": "\(error)",
             ])
+            return 0
         }
     }
 
@@ -176,7 +188,8 @@ final class PrefetchRoleService: WorkerRoleService {
         do {
             let removed = try await parts.history.run { store in
                 let now = Self.nowMilliseconds()
-                return try store.prune(olderThan: now - maxAge, maxEvents: maxEvents, now: now)
+                return try store.prune(
+                    olderThan: now - maxAge, newerThan: now + PrefetchEngine.maxClockSkewMilliseconds, maxEvents: maxEvents, now: now)
             }
             logger.debug("prefetch history pruned", metadata: ["removed": "\(removed)"])
         } catch {
@@ -185,7 +198,7 @@ final class PrefetchRoleService: WorkerRoleService {
     }
 
     static func nowMilliseconds() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        WallClock.nowMilliseconds()
     }
 
     private static func text(_ duration: Duration) -> String {

@@ -108,7 +108,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         var rows: [ProfileRecord] = []
         rows.reserveCapacity(profiles)
         var generator = SystemRandomNumberGenerator()
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = WallClock.nowMilliseconds()
         for start in stride(from: 0, to: profiles, by: 1000) {
             let batch = (start..<min(start + 1000, profiles)).map { index in
                 (profile: ProfileRecord(

@@ -60,14 +60,14 @@ struct PredictionsCommand: AsyncParsableCommand {
         guard case .prefetchPredictionsOk(let report) = answer else {
             throw fail(VoxClientError(.protocolViolation, "the prefetch worker did not answer prefetch_predictions"), socket: path)
         }
-        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        let now = WallClock.nowMilliseconds()
         print(json ? Self.json(report, now: now) : Self.text(report, now: now))
     }
 
     static func text(_ report: Voxsync_V1_PrefetchPredictionsResponse, now: Int64) -> String {
         let precision = report.precision < 0
             ? "not measured yet"
-            : String(format: "%.2f (%d read, %d evicted unread)", report.precision, report.usedTotal, report.wastedTotal)
+            : String(format: "%.2f", report.precision) + " (\(report.usedTotal) read, \(report.wastedTotal) evicted unread)"
         var lines = [
             "threshold   \(String(format: "%.2f", report.threshold))",
             "precision   \(precision)",

@@ -15,11 +15,14 @@ import VoxWire
     let path = NSTemporaryDirectory() + "voxsync-cache-\(UUID().uuidString).sqlite"
 
     /// A service on a loop of its own; `body` runs with it, and it is shut down afterwards.
-    func withService<T>(capacity: Int, preloadInBackground: Bool = false, _ body: (CacheService) async throws -> T) async throws -> T {
+    func withService<T>(
+        capacity: Int, preloadInBackground: Bool = false, installPreloadAfter gate: EventLoopPromise<Void>? = nil,
+        _ body: (CacheService) async throws -> T
+    ) async throws -> T {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let service = try CacheService(
             configuration: StoreConfiguration(path: path, dimension: Self.dimension, origin: "test-instance"),
-            cacheCapacity: capacity, preloadInBackground: preloadInBackground, loop: group.next())
+            cacheCapacity: capacity, preloadInBackground: preloadInBackground, installPreloadAfter: gate?.futureResult, loop: group.next())
         do {
             let result = try await body(service)
             try await service.shutdown()
@@ -72,9 +75,11 @@ import VoxWire
         try await withService(capacity: 1000) { service in
             for number in 0..<300 { try await enroll(service, number) }
         }
-        try await withService(capacity: 1000, preloadInBackground: true) { service in
-            // Sent at once, so that they likely meet the preload still running (the end state
-            // must be the same either way).
+        // The finished preload is held back until the operations below are done, so they all
+        // happen while it "runs": after its snapshot, before its install.
+        let gateLoop = MultiThreadedEventLoopGroup.singleton.next()
+        let gate = gateLoop.makePromise(of: Void.self)
+        try await withService(capacity: 1000, preloadInBackground: true, installPreloadAfter: gate) { service in
             var identify = Voxsync_V1_IdentifyRequest()
             identify.probe.values = Self.vector(7)
             identify.k = 3
@@ -89,10 +94,13 @@ import VoxWire
             put.profile.embedding.values = Self.vector(1002)
             let putRequest = Envelope.OneOf_Message.put(put)
             async let replaced = send(service, putRequest)
-            _ = try await verify(service, 3)
-            guard case .identifyOk(let first) = try await early, case .deleteOk = try await deleted, case .putOk = try await replaced else {
+            guard case .deleteOk = try await deleted, case .putOk = try await replaced else {
                 throw CacheTestError("an operation during the preload failed")
             }
+            #expect(try await verify(service, 3) == .sqlite, "served during the preload, from SQLite")
+            #expect(try await service.loop.submit { service.preloading && service.touchedDuringPreload.count == 2 }.get())
+            gate.succeed()
+            guard case .identifyOk(let first) = try await early else { throw CacheTestError("identify failed") }
             #expect(first.matches.first?.speakerID == Self.speaker(7), "identify waited for every embedding")
             try await service.preloadFinished.get()
 

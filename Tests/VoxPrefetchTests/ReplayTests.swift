@@ -83,7 +83,7 @@ import VoxCore
 
 @Suite struct TraceCSVTests {
     @Test func parsesAndSorts() throws {
-        let text = "timestamp,speaker\n1704067260.5,bob\n# a comment\n\n1704067200,alice\r\n"
+        let text = "\u{FEFF}timestamp,speaker\n1704067260.5,bob\n# a comment\n\n1704067200,alice\r\n"
         let trace = try TraceCSV.parse(text)
         #expect(trace == [TraceAccess(time: 1_704_067_200_000, speaker: "alice"), TraceAccess(time: 1_704_067_260_500, speaker: "bob")])
     }

@@ -39,6 +39,13 @@ import VoxStore
         #expect(try store.prune(olderThan: 0, maxEvents: 20, now: 44) == 0)
         let reopened = try PrefetchHistoryStore(path: path)
         #expect(try reopened.count() == 20 && reopened.lastPrune() == 44)
+
+        // Rows stamped in the future (a clock that stepped back) go too.
+        try reopened.append(accesses("b", at: [50_000, 60_000]))
+        #expect(try reopened.prune(olderThan: 0, newerThan: 55_000, maxEvents: 1_000, now: 45) == 1)
+        var streamed: [Int64] = []
+        try reopened.forEach(limit: 1_000) { streamed.append($0.atMilliseconds) }
+        #expect(streamed == Array(stride(from: 8_000, to: 10_000, by: 100)) + [50_000])
     }
 
     @Test func aStoreFromANewerBuildIsRefused() throws {

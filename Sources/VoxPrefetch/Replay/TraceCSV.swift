@@ -19,6 +19,8 @@ public enum TraceCSV {
         var accesses: [TraceAccess] = []
         var number = 0
         // Split on any line break: "\r\n" is one Character in Swift, not a "\n" after a "\r".
+        // A byte-order mark (spreadsheets write one) is not part of the first field.
+        let text = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
         for row in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             number += 1
             if row.allSatisfy({ $0 == " " }) || row.hasPrefix("#") { continue }
