@@ -28,6 +28,9 @@ struct VerifyBenchmark: ParsableCommand {
     @Flag(help: "Measure the cost of metrics instead: voxsyncd with metrics on and with metrics_enabled=false, rounds alternating.")
     var compareMetrics = false
 
+    @Option(name: .customLong("set"), help: "A voxsyncd setting key=value for the measured service (repeatable), e.g. prefetch_enabled=false.")
+    var settings: [String] = []
+
     func validate() throws {
         guard (1000...10_000_000).contains(requests) else {
             throw ValidationError("--requests must be between 1000 and 10000000; got \(requests)")
@@ -39,7 +42,8 @@ struct VerifyBenchmark: ParsableCommand {
     func run() throws {
         if compareMetrics { return try runMetricsComparison() }
         let dimension = 192
-        let daemon = try DaemonProcess(executable: voxsyncd ?? DaemonProcess.siblingExecutable)
+        let daemon = try DaemonProcess(
+            executable: voxsyncd ?? DaemonProcess.siblingExecutable, arguments: settings.flatMap { ["--set", $0] })
         defer { daemon.stop() }
         let probes = try enrollAndMakeProbes(daemon, dimension: dimension)
         let redisKey = "key:__rand_int__"  // the key redis-benchmark's GET reads when run without -r
