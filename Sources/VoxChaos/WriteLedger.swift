@@ -7,7 +7,8 @@
 /// A write whose answer never came (the worker was killed with it in flight, or the call timed
 /// out) may or may not have been applied; it is remembered as *uncertain*, and the store may
 /// show it instead — but only with a newer version than the acknowledged one, and only with
-/// exactly its content.
+/// exactly its content. Until the speaker's next acknowledged put or delete such a write is
+/// *in doubt*, and answers about the speaker are not held to `AnswerRules`' strict rules.
 public struct WriteLedger: Sendable, Equatable {
     /// The last acknowledged state of one speaker.
     public enum Acknowledged: Sendable, Equatable {
@@ -28,6 +29,16 @@ public struct WriteLedger: Sendable, Equatable {
         /// Deletes with no answer.
         public var uncertainDeletes = 0
         public var acknowledgedWrites = 0
+        /// A put (or a delete) of this speaker lost its answer since its last acknowledged
+        /// write: the store may hold that write or not, so answers about the speaker are not
+        /// checked strictly (`AnswerRules`) until the next acknowledged put or delete clears
+        /// the doubt.
+        public var putInDoubt = false
+        public var deleteInDoubt = false
+        public var inDoubt: Bool { putInDoubt || deleteInDoubt }
+        /// Write number of the last acknowledged put, kept after a delete: the content a probe
+        /// of a live or a deleted speaker uses.
+        public var lastAcknowledgedSeq: Int?
     }
 
     public private(set) var speakers: [String: Speaker] = [:]
@@ -35,12 +46,18 @@ public struct WriteLedger: Sendable, Equatable {
     public init() {}
 
     public mutating func putAcknowledged(_ speaker: String, seq: Int, version: UInt64) {
-        speakers[speaker, default: Speaker()].acknowledged = .live(version: version, seq: seq)
-        speakers[speaker, default: Speaker()].acknowledgedWrites += 1
+        var entry = speakers[speaker, default: Speaker()]
+        entry.acknowledged = .live(version: version, seq: seq)
+        entry.acknowledgedWrites += 1
+        entry.lastAcknowledgedSeq = seq
+        entry.putInDoubt = false
+        entry.deleteInDoubt = false
+        speakers[speaker] = entry
     }
 
     public mutating func putUncertain(_ speaker: String, seq: Int) {
         speakers[speaker, default: Speaker()].uncertainPuts.insert(seq)
+        speakers[speaker, default: Speaker()].putInDoubt = true
     }
 
     public mutating func deleteAcknowledged(_ speaker: String, version: UInt64, existed: Bool) {
@@ -52,11 +69,14 @@ public struct WriteLedger: Sendable, Equatable {
         case (nil, false): entry.acknowledged = .gone(version: 0, mustExist: false)
         }
         entry.acknowledgedWrites += 1
+        entry.putInDoubt = false
+        entry.deleteInDoubt = false
         speakers[speaker] = entry
     }
 
     public mutating func deleteUncertain(_ speaker: String) {
         speakers[speaker, default: Speaker()].uncertainDeletes += 1
+        speakers[speaker, default: Speaker()].deleteInDoubt = true
     }
 
     /// Merges another client's ledger (clients own disjoint speakers).
@@ -108,22 +128,6 @@ public struct WriteLedger: Sendable, Equatable {
             if row == nil, !mustExist { return .intact }
             if landedUncertain(newerThan: version) { return .uncertainLanded }
             return .lost("acknowledged delete (tombstone ≥ v\(version)), the store has \(describe(row))")
-        }
-    }
-
-    /// Whether a read of `speaker` that found `version` (nil: not found) is older than what
-    /// the speaker's owner had already been acknowledged — a read that went back in time.
-    public func isStaleRead(_ speaker: String, foundVersion: UInt64?) -> Bool {
-        let entry = speakers[speaker] ?? Speaker()
-        switch entry.acknowledged {
-        case nil:
-            return false
-        case .live(let version, _)?:
-            guard let foundVersion else { return entry.uncertainDeletes == 0 }
-            return foundVersion < version
-        case .gone(let version, _)?:
-            guard let foundVersion else { return false }
-            return foundVersion < version
         }
     }
 }

@@ -94,8 +94,12 @@ struct ChaosAudit: Sendable {
         // Clients.
         audit.add("idempotent requests answered", tally.idempotentFailures == 0,
                   "\(tally.idempotentFailures) gets, verifies, identifies or deletes failed after VoxClient's retries")
-        audit.add("no read went back in time", tally.staleReads.isEmpty,
-                  "\(tally.staleReads.count) stale answers" + tally.staleReads.prefix(3).map { "; \($0)" }.joined())
+        // Every read of a client's own speaker, judged against its ledger as it was answered.
+        let examples = tally.answerViolations.keys.sorted().flatMap { kind in (tally.violationExamples[kind] ?? []).prefix(1).map { "; \(kind.rawValue): \($0)" } }
+        audit.add("answers as acknowledged", tally.violations == 0,
+                  "\(tally.answerChecks.values.reduce(0, +)) rule checks of gets, verifies and identifies of own speakers, \(tally.violations) violations"
+                  + (tally.violations == 0 ? "" : " (" + tally.answerViolations.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ") + ")")
+                  + examples.prefix(3).joined())
 
         // The chaos itself happened as asked.
         let failedOutages = record.outages.filter { $0.stopCode != 0 || $0.startCode != 0 }

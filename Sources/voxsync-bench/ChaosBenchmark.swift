@@ -15,7 +15,7 @@ import Glibc
 struct ChaosBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chaos",
-        abstract: "Kill and stop workers (and PostgreSQL/Redis) under load, then audit: nothing acknowledged lost, PostgreSQL = SQLite, every worker back.",
+        abstract: "Kill and stop workers (and PostgreSQL/Redis) under load, then audit: nothing acknowledged lost, every answer as acknowledged, PostgreSQL = SQLite, every worker back.",
         discussion: """
             Rates are a number per second (2, 0.5/s, 30/min) or an interval (500ms, 3s); 0 is off. \
             Exits 0 when every audit check passes, 1 when one fails, 130 when interrupted twice. \

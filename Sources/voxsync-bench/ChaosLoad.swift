@@ -25,8 +25,20 @@ struct LoadTally: Sendable {
     /// (operation, kind of failure) → count, and one message of each.
     var failures: [String: Int] = [:]
     var failureExamples: [String: String] = [:]
-    /// Reads that returned an older state than the reader had been acknowledged.
-    var staleReads: [String] = []
+    /// Answers held to `AnswerRules` (per rule), the rules they broke, and a few examples.
+    var answerChecks: [AnswerRules.Kind: Int] = [:]
+    var answerViolations: [AnswerRules.Kind: Int] = [:]
+    var violationExamples: [AnswerRules.Kind: [String]] = [:]
+
+    var violations: Int { answerViolations.values.reduce(0, +) }
+
+    mutating func record(_ judgement: AnswerRules.Judgement) {
+        for kind in judgement.checked { answerChecks[kind, default: 0] += 1 }
+        for violation in judgement.violations {
+            answerViolations[violation.kind, default: 0] += 1
+            if violationExamples[violation.kind, default: []].count < 3 { violationExamples[violation.kind, default: []].append(violation.detail) }
+        }
+    }
 
     var done: Int { operations.values.reduce(0) { $0 + $1.ok + $1.notFound + $1.failed } }
     var idempotentFailures: Int { operations.filter { $0.key.isIdempotent }.reduce(0) { $0 + $1.value.failed } }
@@ -53,7 +65,10 @@ func failureKind(_ error: VoxClientError) -> String {
 /// One client of the chaos load: it owns `speakers` speakers (`chaos-<client>-<n>`) and sends
 /// one operation at a time — enrolls and updates whose content the audit can recompute,
 /// deletes, gets, verifies and identifies — until `running` turns false. Every answer to a
-/// write goes into its `WriteLedger`.
+/// write goes into its `WriteLedger`; every answer to a read of its own speakers is judged
+/// against that ledger by `AnswerRules`, and what it broke is counted in the tally (a write
+/// whose answer was lost leaves its speaker in doubt, unjudged, until the next acknowledged
+/// write of it).
 struct ChaosLoadClient: Sendable {
     let index: Int
     let speakers: Int
@@ -111,34 +126,48 @@ struct ChaosLoadClient: Sendable {
             case .get:
                 var get = Voxsync_V1_GetRequest()
                 get.speakerID = speaker
+                var found: ObservedRow?
                 outcome = await call(client, .get(get)) { answer in
                     guard case .getOk(let ok) = answer else { return nil }
-                    if ledger.isStaleRead(speaker, foundVersion: ok.profile.version) {
-                        tally.withLock { $0.staleReads.append("get of \(speaker) answered v\(ok.profile.version), older than acknowledged") }
-                    }
+                    // The requested id, not the answered one: another speaker's profile must not pass.
+                    found = ObservedRow(speakerID: speaker, version: ok.profile.version, deleted: false, metadata: ok.profile.metadata,
+                                        threshold: ok.profile.threshold, embedding: ok.profile.embedding.values)
                     return true
                 }
-                if case .success(false) = outcome, ledger.isStaleRead(speaker, foundVersion: nil) {
-                    tally.withLock { $0.staleReads.append("get of \(speaker) answered not found after an acknowledged put") }
+                if case .success = outcome {
+                    let judgement = AnswerRules.get(ledger, speaker: speaker, row: found, dimension: dimension)
+                    tally.withLock { $0.record(judgement) }
                 }
             case .verify:
+                let seq = probeSeq(speaker, latest: seqs[number], ledger: ledger, random: &random)
                 var verify = Voxsync_V1_VerifyRequest()
                 verify.speakerID = speaker
-                verify.probe.values = ChaosContent.embedding(speaker: speaker, seq: max(1, seqs[number]), dimension: dimension)
+                verify.probe.values = ChaosContent.embedding(speaker: speaker, seq: seq, dimension: dimension)
+                var scored: Voxsync_V1_VerifyResponse?
                 outcome = await call(client, .verify(verify)) { answer in
-                    guard case .verifyOk = answer else { return nil }
+                    guard case .verifyOk(let ok) = answer else { return nil }
+                    scored = ok
                     return true
                 }
-                if case .success(false) = outcome, ledger.isStaleRead(speaker, foundVersion: nil) {
-                    tally.withLock { $0.staleReads.append("verify of \(speaker) answered not found after an acknowledged put") }
+                if case .success = outcome {
+                    let answer: AnswerRules.VerifyAnswer = scored.map { .scored(score: $0.score, accepted: $0.accepted) } ?? .notFound
+                    let judgement = AnswerRules.verify(ledger, speaker: speaker, seq: seq, answer: answer)
+                    tally.withLock { $0.record(judgement) }
                 }
             case .identify:
+                let seq = probeSeq(speaker, latest: seqs[number], ledger: ledger, random: &random)
                 var identify = Voxsync_V1_IdentifyRequest()
-                identify.probe.values = ChaosContent.embedding(speaker: speaker, seq: max(1, seqs[number]), dimension: dimension)
+                identify.probe.values = ChaosContent.embedding(speaker: speaker, seq: seq, dimension: dimension)
                 identify.k = 5
+                var matches: [AnswerRules.Match] = []
                 outcome = await call(client, .identify(identify)) { answer in
-                    guard case .identifyOk = answer else { return nil }
+                    guard case .identifyOk(let ok) = answer else { return nil }
+                    matches = ok.matches.map { AnswerRules.Match(speakerID: $0.speakerID, score: $0.score) }
                     return true
+                }
+                if case .success(true) = outcome {
+                    let judgement = AnswerRules.identify(ledger, client: index, speaker: speaker, seq: seq, matches: matches)
+                    tally.withLock { $0.record(judgement) }
                 }
             }
             tally.withLock { tally in
@@ -155,6 +184,16 @@ struct ChaosLoadClient: Sendable {
             if pause > .zero { try? await Task.sleep(for: pause) }
         }
         return ledger
+    }
+
+    /// The write of `speaker` whose content a verify or identify probes with: half the time
+    /// the last acknowledged put (also when a delete followed it), a quarter the last put sent,
+    /// a quarter any earlier put (content the speaker should no longer have).
+    private func probeSeq(_ speaker: String, latest: Int, ledger: WriteLedger, random: inout SplitMix64) -> Int {
+        let draw = random.unit()
+        if draw < 0.5, let acknowledged = ledger.speakers[speaker]?.lastAcknowledgedSeq { return acknowledged }
+        if draw < 0.75 || latest <= 1 { return max(1, latest) }
+        return 1 + Int(random.next() % UInt64(latest))
     }
 
     /// Sends `request`; `accept` turns the expected answer into `true` (nil: unexpected).

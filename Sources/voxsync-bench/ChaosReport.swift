@@ -63,6 +63,15 @@ struct ChaosReport {
         }
         out.append("")
 
+        // What the answers about the clients' own speakers were held to (AnswerRules).
+        var answers = Table("answer rule (own speakers, settled)", "checked", "violations", "example")
+        for kind in AnswerRules.Kind.allCases {
+            answers.add(kind.rawValue, "\(tally.answerChecks[kind] ?? 0)", "\(tally.answerViolations[kind] ?? 0)",
+                        String((tally.violationExamples[kind]?.first ?? "").prefix(120)))
+        }
+        out.append(answers.render())
+        out.append("")
+
         var workers = Table("worker", "SIGKILL", "SIGSTOP", "restarts expected", "status", "metrics",
                             "kill→ready p50 ms", "p99 ms", "stop→ready p50 ms", "p99 ms")
         for role in ServiceRole.startOrder.map(\.rawValue) {

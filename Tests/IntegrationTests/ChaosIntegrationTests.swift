@@ -5,8 +5,9 @@ import VoxTestSupport
 /// `voxsync-bench chaos` end to end, as `launch/test` runs it: the debug build of the benchmark
 /// against the debug voxsyncd, a PostgreSQL and a Redis of the test's own that the run stops and
 /// starts. The benchmark's exit code is its audit: 0 only when no acknowledged write was lost,
-/// no idempotent request failed, PostgreSQL equals SQLite, every worker is back, none orphaned,
-/// and the restart counts match the signals.
+/// every get, verify and identify of a client's own settled speakers (none with a write in
+/// doubt) answered as its ledger requires, no idempotent request failed, PostgreSQL equals
+/// SQLite, every worker is back, none orphaned, and the restart counts match the signals.
 extension ServiceTests {
     @Suite(.serialized, .enabled(if: TestPostgres.available, "needs PostgreSQL's tools (launch/test sets VOXSYNC_TEST_POSTGRES_URL)"))
     struct ChaosIntegrationTests {
@@ -42,12 +43,19 @@ extension ServiceTests {
             let status = try await runCommand(["/bin/sh", "-c", "exec \"$0\" \"$@\" >'\(output)' 2>&1", binDirectory + "/voxsync-bench"] + arguments)
             let report = (try? String(contentsOfFile: output, encoding: .utf8)) ?? "(no output)"
             #expect(status == 0, "voxsync-bench chaos exited with \(status):\n\(report)")
-            for check in ["acknowledged writes in SQLite", "PostgreSQL = SQLite", "idempotent requests answered", "restart counts = signals",
+            for check in ["acknowledged writes in SQLite", "answers as acknowledged", "PostgreSQL = SQLite", "idempotent requests answered", "restart counts = signals",
                           "every worker ready", "no orphaned worker", "outages carried out", "every worker SIGKILLed ≥ 2×"] {
                 #expect(report.split(separator: "\n").contains { $0.hasPrefix("| \(check)") && $0.contains("| pass ") },
                         "\(check) did not pass:\n\(report)")
             }
             #expect(report.contains("| PostgreSQL | 1"), "PostgreSQL was bounced once:\n\(report)")
+            // The strict answer rules were exercised, live and deleted speakers alike.
+            for rule in ["identify: own live speaker first", "identify: no deleted own speaker", "verify: own live speaker accepted",
+                         "verify: deleted own speaker not found", "get: acknowledged profile", "get: deleted own speaker"] {
+                let row = report.split(separator: "\n").first { $0.hasPrefix("| \(rule)") }
+                let checked = row.flatMap { Int($0.split(separator: "|").dropFirst().first?.trimmingCharacters(in: .whitespaces) ?? "") }
+                #expect((checked ?? 0) > 0, "\(rule) was never checked:\n\(report)")
+            }
         }
     }
 }

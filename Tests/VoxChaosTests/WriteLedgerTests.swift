@@ -110,18 +110,23 @@ import VoxChaos
         #expect(audit.lost.map(\.speaker) == ["chaos-0-3"])
     }
 
-    @Test func readsThatGoBackInTimeAreStale() {
+    @Test func aLostAnswerLeavesTheSpeakerInDoubtUntilTheNextAcknowledgedWrite() {
         var ledger = WriteLedger()
-        #expect(!ledger.isStaleRead(speaker, foundVersion: nil))
         ledger.putAcknowledged(speaker, seq: 1, version: 10)
-        #expect(!ledger.isStaleRead(speaker, foundVersion: 10))
-        #expect(!ledger.isStaleRead(speaker, foundVersion: 11), "a newer unanswered write")
-        #expect(ledger.isStaleRead(speaker, foundVersion: 9))
-        #expect(ledger.isStaleRead(speaker, foundVersion: nil), "an acknowledged profile not found")
+        #expect(ledger.speakers[speaker]?.inDoubt == false && ledger.speakers[speaker]?.lastAcknowledgedSeq == 1)
+        ledger.putUncertain(speaker, seq: 2)
+        #expect(ledger.speakers[speaker]?.putInDoubt == true && ledger.speakers[speaker]?.deleteInDoubt == false)
         ledger.deleteUncertain(speaker)
-        #expect(!ledger.isStaleRead(speaker, foundVersion: nil), "the unanswered delete may have landed")
-        ledger.deleteAcknowledged(speaker, version: 20, existed: true)
-        #expect(!ledger.isStaleRead(speaker, foundVersion: nil))
+        #expect(ledger.speakers[speaker]?.deleteInDoubt == true)
+        ledger.deleteAcknowledged(speaker, version: 12, existed: true)
+        #expect(ledger.speakers[speaker]?.inDoubt == false)
+        // The last acknowledged put's content is kept after the delete (the probe of a deleted speaker).
+        #expect(ledger.speakers[speaker]?.lastAcknowledgedSeq == 1)
+        ledger.putUncertain(speaker, seq: 3)
+        ledger.putAcknowledged(speaker, seq: 4, version: 14)
+        #expect(ledger.speakers[speaker]?.inDoubt == false && ledger.speakers[speaker]?.lastAcknowledgedSeq == 4)
+        // The audit's allowance for unanswered writes is kept for the whole run.
+        #expect(ledger.speakers[speaker]?.uncertainPuts == [2, 3] && ledger.speakers[speaker]?.uncertainDeletes == 1)
     }
 
     @Test func mergingKeepsEachClientsSpeakers() {
