@@ -41,7 +41,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     var matrix: EmbeddingMatrix
     var cache: [String: CachedProfile] = [:]
     var policy: SieveCachePolicy<String>
-    private var commits = GroupCommitQueue<PendingPut>(maxBatch: 1024)
+    var commits = GroupCommitQueue<PendingPut>(maxBatch: 1024)
     private var hits: UInt64 = 0
     private var misses: UInt64 = 0
     /// Entries loaded by the prefetch worker's lists and what became of them.
@@ -54,7 +54,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     public var onAccess: (@Sendable (String, Bool) -> Void)?
     /// How long a commit waits for the writers of the last batch to write again (see
     /// `GroupCommitQueue`); a fraction of an fsync.
-    private let commitHold: TimeAmount
+    let commitHold: TimeAmount
     private var accessed = AccessLog()
     private var accessFlush: RepeatedTask?
     /// True while a background preload runs (see `init`): identify and stats wait for it, and
@@ -203,68 +203,6 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             future.whenSuccess { _ in self.metrics.readFromSQLite.recordNanoseconds((NIODeadline.now() - started).nanoseconds) }
         }
         return answer
-    }
-
-    /// A write waiting for its group commit.
-    private struct PendingPut {
-        var record: ProfileRecord
-        var expectedVersion: UInt64?
-        var promise: EventLoopPromise<Envelope.OneOf_Message>
-        var arrived = NIODeadline.now()
-    }
-
-    private func put(_ request: Voxsync_V1_PutRequest) -> ServerResponse {
-        let record = ProfileRecord(
-            speakerID: request.profile.speakerID, embedding: request.profile.embedding.values,
-            samples: request.profile.samples.map(\.values), threshold: request.profile.threshold,
-            metadata: request.profile.metadata)
-        let pending = PendingPut(
-            record: record, expectedVersion: request.hasExpectedVersion ? request.expectedVersion : nil,
-            promise: loop.makePromise())
-        run(commits.enqueue(pending))
-        return .later(pending.promise.futureResult)
-    }
-
-    /// Commits `batch` in one transaction on the store thread, answers each write (only now:
-    /// after the commit), and starts the writes that queued up meanwhile.
-    private func commit(_ batch: [PendingPut]) {
-        let writes = batch.map { (profile: $0.record, expectedVersion: $0.expectedVersion) }
-        let now = Self.nowMilliseconds()
-        onStore { store in try store.putBatch(writes, now: now) }.whenComplete { outcome in
-            switch outcome {
-            case .success(let results):
-                for (pending, result) in zip(batch, results) {
-                    switch result {
-                    case .success(let stored):
-                        self.touch(stored.speakerID)
-                        self.admit(stored)
-                        var answer = Voxsync_V1_PutResponse()
-                        answer.version = stored.version
-                        answer.origin = stored.origin
-                        pending.promise.succeed(.putOk(answer))
-                        self.metrics.write.recordNanoseconds((NIODeadline.now() - pending.arrived).nanoseconds)
-                    case .failure(let error):
-                        pending.promise.succeed(Self.answer(for: error))
-                    }
-                }
-            case .failure(let error):
-                for pending in batch { pending.promise.succeed(Self.answer(for: error)) }
-            }
-            self.onCommitted?()
-            self.run(self.commits.batchFinished())
-        }
-    }
-
-    /// Carries out a group-commit decision.
-    private func run(_ action: GroupCommitQueue<PendingPut>.Action) {
-        switch action {
-        case .none:
-            break
-        case .startBatch(let batch):
-            commit(batch)
-        case .armHoldTimer(let id):
-            loop.scheduleTask(in: commitHold) { self.run(self.commits.holdTimedOut(id: id)) }
-        }
     }
 
     private func get(_ speakerID: String) -> ServerResponse {
@@ -455,48 +393,6 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     func onStore<T: Sendable>(_ body: @escaping @Sendable (ProfileStore) throws -> T) -> EventLoopFuture<T> {
         let store = UncheckedStore(store: store)
         return storeThread.runIfActive(eventLoop: loop) { try body(store.store) }
-    }
-
-    // MARK: Answers
-
-    static func getResponse(_ record: ProfileRecord, source: Voxsync_V1_Source) -> Voxsync_V1_GetResponse {
-        var profile = Profile()
-        profile.speakerID = record.speakerID
-        profile.embedding.values = record.embedding
-        profile.samples = record.samples.map { var e = Embedding(); e.values = $0; return e }
-        profile.threshold = record.threshold
-        profile.metadata = record.metadata
-        profile.version = record.version
-        profile.origin = record.origin
-        profile.updatedAtUnixMs = record.updatedAt
-        var answer = Voxsync_V1_GetResponse()
-        answer.profile = profile
-        answer.source = source
-        return answer
-    }
-
-    static func notFound(_ speakerID: String) -> Envelope.OneOf_Message {
-        error(.notFound, "no profile for speaker '\(speakerID)'; enroll it first", field: "speaker_id")
-    }
-
-    static func error(_ code: ErrorCode, _ message: String, field: String = "") -> Envelope.OneOf_Message {
-        .error(Envelope.error(requestID: 0, code: code, message: message, field: field).error)
-    }
-
-    /// The answer for a failed operation: validation, conflict, or a store failure.
-    static func answer(for error: Error) -> Envelope.OneOf_Message {
-        switch error {
-        case let violation as ProfileRules.Violation:
-            return self.error(violation.kind == .dimensionMismatch ? .dimensionMismatch : .invalidArgument, violation.description, field: violation.field)
-        case let failure as StoreError:
-            switch failure.code {
-            case .invalid(let violation): return answer(for: violation)
-            case .conflict: return self.error(.conflict, failure.message)
-            case .incompatible, .io: return self.error(.internal, failure.message)
-            }
-        default:
-            return self.error(.internal, "\(error)")
-        }
     }
 
     static func nowMilliseconds() -> Int64 {

@@ -38,11 +38,11 @@ import VoxCore
     @Test func sievePrefetchedEntriesOutliveOneTimeMisses() {
         var plain = SieveCachePolicy<String>(capacity: 4)
         var prefetched = SieveCachePolicy<String>(capacity: 4)
-        plain.insert("wanted")
-        prefetched.insertPrefetched("wanted")
+        _ = plain.insert("wanted")
+        _ = prefetched.insertPrefetched("wanted")
         for index in 0..<8 {
-            plain.insert("scan\(index)")
-            prefetched.insert("scan\(index)")
+            _ = plain.insert("scan\(index)")
+            _ = prefetched.insert("scan\(index)")
         }
         #expect(!plain.contains("wanted"))
         #expect(prefetched.contains("wanted"))
