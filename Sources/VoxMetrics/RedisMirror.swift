@@ -170,10 +170,10 @@ public final class RedisMirror: Sendable {
                     failures = 0
                 }
                 tick += 1
-                let (counters, gauges) = RedisMirrorPlan.series(snapshots())
+                let (counters, gauges) = RedisMirrorPlan.processSeries(snapshots())
                 let now = WallClock.nowMilliseconds()
                 let (commands, totals) = plan.commands(
-                    counters: counters.map { ($0.0, $0.1) }, gauges: gauges.map { ($0.0, $0.1) },
+                    processCounters: counters.map { ($0.0, $0.1, $0.2) }, gauges: gauges.map { ($0.0, $0.1) },
                     mirrored: mirrored, nowMilliseconds: now, tick: tick)
                 let replies = try connection!.pipeline([["MULTI"]] + commands + [["EXEC"]])
                 switch replies.last {

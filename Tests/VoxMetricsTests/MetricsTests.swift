@@ -110,6 +110,39 @@ import VoxWire
         #expect(!unchanged.commands.contains { $0.first == "INCRBYFLOAT" })
     }
 
+    /// Totals are kept per process: a worker that restarts and passes its old total before the
+    /// mirror sees it (Redis was down meanwhile) still adds all it reports.
+    @Test func aRestartedProcessAddsAllItReportsEvenPastItsOldTotal() {
+        let first = plan.commands(processCounters: [("cache_hits_total", "1-100", 10), ("cache_hits_total", "2-200", 4)], gauges: [],
+                                  mirrored: [:], nowMilliseconds: 1_000, tick: 1)
+        #expect(first.commands.contains(["INCRBYFLOAT", "jarvis:metrics:cache_hits_total:i-1", "14"]))
+        #expect(first.mirrored == ["cache_hits_total@1-100": 10, "cache_hits_total@2-200": 4])
+        // pid 100 was replaced by pid 101, which has already counted 25 (more than the old 10);
+        // pid 200 went on from 4 to 6.
+        let second = plan.commands(processCounters: [("cache_hits_total", "1-101", 25), ("cache_hits_total", "2-200", 6)], gauges: [],
+                                   mirrored: first.mirrored, nowMilliseconds: 2_000, tick: 2)
+        #expect(second.commands.contains(["INCRBYFLOAT", "jarvis:metrics:cache_hits_total:i-1", "27"]), "25 new + 2 more")
+        #expect(second.mirrored == ["cache_hits_total@1-101": 25, "cache_hits_total@2-200": 6], "the gone process is dropped")
+        #expect(second.commands.contains(["DEL", "jarvis:mirror:i-1"]))
+        let stored = second.commands.first { $0.first == "HSET" }
+        #expect(stored == ["HSET", "jarvis:mirror:i-1", "cache_hits_total@1-101", "25", "cache_hits_total@2-200", "6"])
+        let samples = second.commands.filter { $0.first == "ZADD" }.map { $0[3] }
+        #expect(samples == ["2000:2:31"], "the time series shows the merged total")
+        // Totals kept by an earlier version (merged, no process): continued from once.
+        let upgraded = plan.commands(processCounters: [("cache_hits_total", "1-101", 25), ("cache_hits_total", "2-200", 6)], gauges: [],
+                                     mirrored: ["cache_hits_total": 30], nowMilliseconds: 3_000, tick: 3)
+        #expect(upgraded.commands.contains(["INCRBYFLOAT", "jarvis:metrics:cache_hits_total:i-1", "1"]))
+        #expect(upgraded.mirrored == ["cache_hits_total@1-101": 25, "cache_hits_total@2-200": 6])
+        // A tick without role 2's snapshot (a restarted metrics worker waiting for it): its
+        // totals stay, so when it reports again nothing is added twice.
+        let partial = plan.commands(processCounters: [("cache_hits_total", "1-101", 26)], gauges: [],
+                                    mirrored: second.mirrored, nowMilliseconds: 4_000, tick: 4)
+        #expect(partial.mirrored == ["cache_hits_total@1-101": 26, "cache_hits_total@2-200": 6])
+        let back = plan.commands(processCounters: [("cache_hits_total", "1-101", 26), ("cache_hits_total", "2-200", 6)], gauges: [],
+                                 mirrored: partial.mirrored, nowMilliseconds: 5_000, tick: 5)
+        #expect(!back.commands.contains { $0.first == "INCRBYFLOAT" })
+    }
+
     @Test func gaugesExpireAndEverySampleIsAUniqueMemberOfATrimmedSeries() {
         let a = plan.commands(counters: [], gauges: [("queue_size", 7)], mirrored: [:], nowMilliseconds: 5_000, tick: 1).commands
         let b = plan.commands(counters: [], gauges: [("queue_size", 7)], mirrored: [:], nowMilliseconds: 5_000, tick: 2).commands
