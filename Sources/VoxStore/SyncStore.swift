@@ -58,11 +58,21 @@ public final class SyncStore {
         return rows
     }
 
+    /// A profile row that cannot be read back (its vectors do not fit the store): it can never
+    /// be pushed, so the caller dead-letters it instead of failing every batch it is in.
+    public struct CorruptRow: Sendable, Equatable {
+        public var speakerID: String
+        public var version: UInt64
+        public var upTo: Int64
+        public var attempts: Int
+        public var error: String
+    }
+
     /// The current rows of `speakers` and the outbox rows they cover, read in one snapshot so
     /// that every covered outbox row refers to a version no newer than the row read. Speakers
     /// without a profile row (which a write never leaves) come back with nothing to push and
-    /// are completed by the caller.
-    public func snapshot(_ speakers: [(speakerID: String, attempts: Int)]) throws(StoreError) -> (items: [OutboxItem], orphans: [(speakerID: String, upTo: Int64)]) {
+    /// are completed by the caller; rows that cannot be decoded come back as `corrupt`.
+    public func snapshot(_ speakers: [(speakerID: String, attempts: Int)]) throws(StoreError) -> (items: [OutboxItem], orphans: [(speakerID: String, upTo: Int64)], corrupt: [CorruptRow]) {
         try database.execute("BEGIN")
         defer { try? database.execute("COMMIT") }
         let row = try database.prepare("""
@@ -73,6 +83,7 @@ public final class SyncStore {
         let newest = try database.prepare("SELECT max(id), max(attempts) FROM outbox WHERE speaker_id = ?1")
         var items: [OutboxItem] = []
         var orphans: [(speakerID: String, upTo: Int64)] = []
+        var corrupt: [CorruptRow] = []
         for (speakerID, attempts) in speakers {
             newest.reset()
             newest.bind(1, speakerID)
@@ -82,12 +93,34 @@ public final class SyncStore {
             row.reset()
             row.bind(1, speakerID)
             if try row.step() {
-                items.append(OutboxItem(record: try ProfileStore.record(from: row, configuration: configuration), upTo: upTo, attempts: attempts))
+                do {
+                    items.append(OutboxItem(record: try ProfileStore.record(from: row, configuration: configuration), upTo: upTo, attempts: attempts))
+                } catch {
+                    corrupt.append(CorruptRow(
+                        speakerID: speakerID, version: UInt64(bitPattern: row.int64(5)), upTo: upTo, attempts: attempts, error: error.message))
+                }
             } else {
                 orphans.append((speakerID, upTo))
             }
         }
-        return (items, orphans)
+        return (items, orphans, corrupt)
+    }
+
+    /// Moves a row that cannot be read back to the dead letters, with the outbox rows it covers.
+    public func deadLetter(_ row: CorruptRow, now: Int64) throws(StoreError) {
+        try database.transaction { () throws(StoreError) in
+            let insert = try database.prepare("INSERT INTO dead_letters (speaker_id, version, attempts, error, failed_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+            insert.bind(1, row.speakerID)
+            insert.bind(2, Int64(bitPattern: row.version))
+            insert.bind(3, Int64(row.attempts))
+            insert.bind(4, String(("local row unreadable: " + row.error).prefix(1000)))
+            insert.bind(5, now)
+            _ = try insert.step()
+            let delete = try database.prepare("DELETE FROM outbox WHERE speaker_id = ?1 AND id <= ?2")
+            delete.bind(1, row.speakerID)
+            delete.bind(2, row.upTo)
+            _ = try delete.step()
+        }
     }
 
     /// The pushes of these speakers committed remotely: their covered outbox rows are done.

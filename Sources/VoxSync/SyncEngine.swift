@@ -151,20 +151,29 @@ public actor SyncEngine {
         let now = Self.wallMilliseconds()
         let planner = self.planner
         let batchSize = settings.batchSize
-        let snapshot: (items: [OutboxItem], orphans: [(speakerID: String, upTo: Int64)])
+        let snapshot: (items: [OutboxItem], orphans: [(speakerID: String, upTo: Int64)], corrupt: [SyncStore.CorruptRow])
         do {
             snapshot = try await onStore { store in
                 let rows = try store.dueOutbox(now: now, limit: batchSize * 4)
                 let speakers = planner.nextBatch(rows)
-                guard !speakers.isEmpty else { return ([], []) }
+                guard !speakers.isEmpty else { return ([], [], []) }
                 let snapshot = try store.snapshot(speakers)
                 try store.complete(snapshot.orphans)
+                // A row that cannot be read back can never be pushed: out of the way, so the
+                // rest of its batch goes on (`voxsync sync dead-letters` shows it).
+                for row in snapshot.corrupt { try store.deadLetter(row, now: now) }
                 return snapshot
             }
         } catch {
             return localFailure(error)
         }
-        guard !snapshot.items.isEmpty else { return snapshot.orphans.isEmpty ? false : true }
+        for row in snapshot.corrupt {
+            deadLetteredTotal += 1
+            logger.error("a local profile row cannot be read back; moved to dead letters (voxsync sync dead-letters)", metadata: [
+                "speaker": "\(row.speakerID)", "error": "\(row.error)",
+            ])
+        }
+        guard !snapshot.items.isEmpty else { return snapshot.orphans.isEmpty && snapshot.corrupt.isEmpty ? false : true }
 
         guard acquire() else { return nil }
         let started = ContinuousClock.now

@@ -51,12 +51,29 @@ import VoxStore
         #expect(try SyncStore(configuration: configuration).pullCursor() == cursor, "a restarted worker resumes inside the window")
     }
 
+    /// A local row whose vectors no longer fit the store can never be pushed: it comes back as
+    /// corrupt (the rest of its batch as usual) and goes to the dead letters with its outbox rows.
+    @Test func anUnreadableLocalRowIsDeadLetteredInsteadOfBlockingItsBatch() throws {
+        let profiles = try ProfileStore(configuration: configuration)
+        let sync = try SyncStore(configuration: configuration)
+        try profiles.put(ProfileRecord(speakerID: "erin", embedding: [1, 0]), now: 1)
+        try profiles.put(ProfileRecord(speakerID: "finn", embedding: [0, 1]), now: 2)
+        try SQLiteDatabase(path: path).execute("UPDATE profiles SET embedding = x'00' WHERE speaker_id = 'erin'")
+        let (items, orphans, corrupt) = try sync.snapshot(OutboxPlanner().nextBatch(try sync.dueOutbox(now: 10, limit: 10)))
+        #expect(items.map(\.record.speakerID) == ["finn"] && orphans.isEmpty)
+        #expect(corrupt.map(\.speakerID) == ["erin"] && corrupt.first?.error.contains("corrupt row") == true)
+        try sync.deadLetter(corrupt[0], now: 20)
+        let letters = try sync.deadLetters(limit: 10)
+        #expect(letters.total == 1 && letters.letters.first?.speakerID == "erin" && letters.letters.first?.error.hasPrefix("local row unreadable") == true)
+        #expect(try sync.dueOutbox(now: 30, limit: 10).map(\.speakerID) == ["finn"], "erin's outbox rows went with it")
+    }
+
     @Test func completingCoversOnlyTheRowsThatWereRead() throws {
         let profiles = try ProfileStore(configuration: configuration)
         let sync = try SyncStore(configuration: configuration)
         for x in 1...3 { try profiles.put(ProfileRecord(speakerID: "dave", embedding: [Float(x), 1]), now: Int64(x)) }
         let batch = OutboxPlanner().nextBatch(try sync.dueOutbox(now: 10, limit: 100))
-        let (items, orphans) = try sync.snapshot(batch)
+        let (items, orphans, _) = try sync.snapshot(batch)
         #expect(items.count == 1 && orphans.isEmpty && items[0].record.embedding == [3, 1])
         try profiles.put(ProfileRecord(speakerID: "dave", embedding: [4, 1]), now: 4)  // written while the push runs
         try sync.complete(items.map { ($0.record.speakerID, $0.upTo) })
@@ -67,7 +84,7 @@ import VoxStore
         let profiles = try ProfileStore(configuration: configuration)
         let sync = try SyncStore(configuration: configuration)
         try profiles.put(ProfileRecord(speakerID: "eve", embedding: [1, 1]), now: 1)
-        let (items, _) = try sync.snapshot(OutboxPlanner().nextBatch(try sync.dueOutbox(now: 10, limit: 10)))
+        let (items, _, _) = try sync.snapshot(OutboxPlanner().nextBatch(try sync.dueOutbox(now: 10, limit: 10)))
         try sync.reschedule(items[0], attempts: 1, nextAttemptAt: 500, error: "refused")
         #expect(try sync.dueOutbox(now: 499, limit: 10).isEmpty, "not due before its retry time")
         #expect(try sync.dueOutbox(now: 500, limit: 10).map(\.attempts) == [1])
