@@ -43,12 +43,8 @@ final class PrefetchEngine: Sendable {
         var sentTotal: UInt64 = 0
         var lastPredictions = 0
         var lastRunMilliseconds: Int64 = 0
-        /// The cache's prefetch totals in its last answer (it counts since it started).
-        var cacheUsed: UInt64 = 0
-        var cacheWasted: UInt64 = 0
-        /// Whether a cache answer came since this worker started: the first only sets the
-        /// baseline (its totals are the previous worker's news, already observed by it).
-        var cacheAnswered = false
+        /// The cache's prefetch totals of its last answer, and what changed since.
+        var cacheTotals = CacheTotals()
     }
 
     let settings: Settings
@@ -132,22 +128,14 @@ final class PrefetchEngine: Sendable {
     func observe(_ answer: Voxsync_V1_PrefetchListResponse, sent: Int) -> Double? {
         state.withLockedValue { state in
             state.sentTotal += UInt64(sent)
-            guard state.cacheAnswered else {
-                state.cacheAnswered = true
-                (state.cacheUsed, state.cacheWasted) = (answer.usedTotal, answer.wastedTotal)
+            guard let change = state.cacheTotals.update(used: answer.usedTotal, wasted: answer.wastedTotal) else {
                 state.missesSinceObserved = 0
                 return nil
             }
-            // The cache counts since it started: a total below the last one means it restarted,
-            // and all of the new total is news.
-            let used = answer.usedTotal >= state.cacheUsed ? answer.usedTotal - state.cacheUsed : answer.usedTotal
-            let wasted = answer.wastedTotal >= state.cacheWasted ? answer.wastedTotal - state.cacheWasted : answer.wastedTotal
-            state.cacheUsed = answer.usedTotal
-            state.cacheWasted = answer.wastedTotal
             let misses = state.missesSinceObserved
             state.missesSinceObserved = 0
             let before = state.threshold.value
-            let after = state.threshold.observe(used: used, wasted: wasted, misses: misses)
+            let after = state.threshold.observe(used: change.used, wasted: change.wasted, misses: misses)
             return after == before ? nil : after
         }
     }
@@ -180,10 +168,9 @@ final class PrefetchEngine: Sendable {
             answer.activePatterns = UInt32(clamping: statistics.activePatterns)
             answer.historyEvents = UInt64(max(0, statistics.historyEvents))
             answer.sentTotal = state.sentTotal
-            answer.usedTotal = state.cacheUsed
-            answer.wastedTotal = state.cacheWasted
-            let measured = state.cacheUsed + state.cacheWasted
-            answer.precision = measured == 0 ? -1 : Double(state.cacheUsed) / Double(measured)
+            answer.usedTotal = state.cacheTotals.used
+            answer.wastedTotal = state.cacheTotals.wasted
+            answer.precision = state.cacheTotals.precision ?? -1
             answer.lastRunUnixMs = state.lastRunMilliseconds
             return answer
         }

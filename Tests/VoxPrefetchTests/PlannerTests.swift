@@ -70,3 +70,18 @@ import Testing
         #expect(low.value == 0.3 && low.configuration.minimum == 0.3 && low.configuration.maximum == 0.95)
     }
 }
+
+@Suite struct CacheTotalsTests {
+    @Test func changesSinceTheLastAnswerWithTheFirstOnlyABaseline() {
+        var totals = CacheTotals()
+        #expect(totals.precision == nil)
+        #expect(totals.update(used: 30, wasted: 10) == nil, "the previous prefetch worker's news")
+        #expect(totals.precision == 0.75)
+        let change = totals.update(used: 34, wasted: 11)
+        #expect(change?.used == 4 && change?.wasted == 1)
+        // The cache worker restarted: its totals started again from 0.
+        let restarted = totals.update(used: 2, wasted: 3)
+        #expect(restarted?.used == 2 && restarted?.wasted == 3)
+        #expect(totals.used == 2 && totals.wasted == 3)
+    }
+}
