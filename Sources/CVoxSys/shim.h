@@ -1,6 +1,8 @@
 #ifndef VOXSYNC_CVOXSYS_SHIM_H
 #define VOXSYNC_CVOXSYS_SHIM_H
-/* Linux process calls that Swift cannot reach directly: prctl and syscall are C-variadic. */
+/* Linux calls that Swift cannot reach directly: prctl and syscall are C-variadic; Glibc does not
+   export epoll (the benchmark client polls its connections with it). */
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <signal.h>
 #include <spawn.h>

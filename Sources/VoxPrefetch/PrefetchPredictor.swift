@@ -54,11 +54,20 @@ public struct PrefetchPredictor: Sendable {
     /// arithmetic on them can overflow.
     public static let validTimes: ClosedRange<Int64> = 0...7_258_118_400_000
 
-    /// Records a read of `speaker` at `atMilliseconds` (unix ms). A time earlier than the
-    /// speaker's latest is placed in order; the models are rebuilt from the kept history.
-    /// A time outside `validTimes` is ignored.
-    public mutating func record(_ speaker: String, atMilliseconds time: Int64) {
-        guard Self.validTimes.contains(time) else { return }
+    /// Reads of a speaker less than this after their latest recorded read are the same read
+    /// to the predictor (a client retrying, an application verifying twice): its signals work
+    /// in seconds to hours, and at thousands of reads a second per speaker (a benchmark, a
+    /// runaway client) learning every one would cost more than the reads themselves.
+    public static let sameReadMilliseconds: Int64 = 1000
+
+    /// Records a read of `speaker` at `atMilliseconds` (unix ms) and returns whether it was
+    /// learned. A time earlier than the speaker's latest is placed in order; the models are
+    /// rebuilt from the kept history. Not learned: a time outside `validTimes`, and a read
+    /// within `sameReadMilliseconds` after the speaker's latest.
+    @discardableResult
+    public mutating func record(_ speaker: String, atMilliseconds time: Int64) -> Bool {
+        guard Self.validTimes.contains(time) else { return false }
+        if let last = speakers[speaker]?.times.last, time >= last, time - last < Self.sameReadMilliseconds { return false }
         totalAccesses += 1
         let clock = DayClock(utcOffsetSeconds: configuration.utcOffsetSeconds)
         if speakers[speaker] == nil, speakers.count >= configuration.maxSpeakers { forgetLeastRecent() }
@@ -67,6 +76,7 @@ public struct PrefetchPredictor: Sendable {
         model.record(time, keep: configuration.historyPerSpeaker, clock: clock)
         heldEvents += model.times.count
         speakers[speaker] = model
+        return true
     }
 
     /// The speakers expected inside `[now, now + window]` with at least `minimumConfidence`,

@@ -104,13 +104,15 @@ private struct InternalResponder: ServerResponder {
     }
 }
 
-/// Batches access events for the prefetch worker: sent every 100 ms or at 256 events,
-/// whichever comes first; at most 4096 wait, the rest are dropped and counted.
+/// Batches access events for the prefetch worker: at most one per speaker per second
+/// (`AccessEventThrottle`), sent every 100 ms or at 256 events, whichever comes first; at most
+/// 4096 wait, the rest are dropped and counted.
 ///
 /// `@unchecked Sendable`: touched only on the sender's loop (the cache service's loop, where
 /// every access happens).
 final class AccessEventBatcher: @unchecked Sendable {
     private let sender: PeerSender
+    private var throttle = AccessEventThrottle()
     private var pending: [Voxsync_V1_AccessEvent] = []
     private var flushScheduled = false
     private(set) var dropped: UInt64 = 0
@@ -123,13 +125,15 @@ final class AccessEventBatcher: @unchecked Sendable {
 
     func record(_ speakerID: String, hit: Bool) {
         sender.loop.preconditionInEventLoop()
+        let now = WallClock.nowMilliseconds()
+        guard throttle.shouldSend(speakerID, at: now) else { return }
         guard pending.count < Self.limit else {
             dropped += 1
             return
         }
         var event = Voxsync_V1_AccessEvent()
         event.speakerID = speakerID
-        event.atUnixMs = WallClock.nowMilliseconds()
+        event.atUnixMs = now
         event.hit = hit
         pending.append(event)
         if pending.count >= Self.batch {
@@ -142,6 +146,7 @@ final class AccessEventBatcher: @unchecked Sendable {
 
     private func flush() {
         flushScheduled = false
+        throttle.prune(now: WallClock.nowMilliseconds())
         guard !pending.isEmpty else { return }
         var message = Voxsync_V1_AccessEvents()
         message.events = pending

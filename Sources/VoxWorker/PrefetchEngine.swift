@@ -73,9 +73,11 @@ final class PrefetchEngine: Sendable {
         state.withLockedValue { state in
             state.rejected += UInt64(refused)
             for event in valid {
-                state.predictor.record(event.speakerID, atMilliseconds: event.atUnixMs)
                 state.received += 1
                 if !event.hit { state.missesSinceObserved += 1 }
+                // A repeat within a second of the speaker's last read teaches nothing and is
+                // not kept (see `PrefetchPredictor.sameReadMilliseconds`).
+                guard state.predictor.record(event.speakerID, atMilliseconds: event.atUnixMs) else { continue }
                 if state.pendingHistory.count < settings.maxPendingHistory {
                     state.pendingHistory.append(PrefetchAccess(speaker: event.speakerID, atMilliseconds: event.atUnixMs))
                 } else {

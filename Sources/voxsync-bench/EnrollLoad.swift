@@ -10,7 +10,7 @@ enum EnrollLoad {
         embedding: @escaping (Int) -> [Float]
     ) throws -> (samples: LatencySamples, seconds: Double) {
         let counter = Counter(next: first)
-        return try PollClosedLoopClient.run(socketPath: socketPath, clients: clients, requests: count) {
+        return try ClosedLoopClient.run(socketPath: socketPath, clients: clients, requests: count) {
             VoxsyncDialect {
                 let index = counter.take()
                 return putMessage(benchSpeakerID(index), embedding(index))

@@ -116,8 +116,8 @@ struct IdentifyBenchmark: ParsableCommand {
             return .identify(identify)
         }
         let frames = try VoxsyncFrameRingDialect.frames(messages)
-        return try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: 1, requests: messages.count) {
-            VoxsyncFrameRingDialect(frames: frames)
+        return try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: 1, requests: messages.count) {
+            try VoxsyncFrameRingDialect(frames: frames, answer: .identifyOk(.init()))
         }.samples
     }
 }

@@ -41,18 +41,24 @@ struct PingBenchmark: AsyncParsableCommand {
         let daemon = try DaemonProcess(executable: voxsyncd ?? DaemonProcess.siblingExecutable)
         defer { daemon.stop() }
         var table = Table("server · client", "clients", "requests/s", "p50 µs", "p99 µs")
+        // Pings framed once with request ids 1…1024 and sent in turn, as redis-benchmark
+        // builds its command once.
+        let pings = try VoxsyncFrameRingDialect.frames(Array(repeating: .ping(Ping()), count: 1024))
         for count in try clientCounts() {
-            // Warm up both sides (page faults, allocator, branch predictors) before measuring.
-            _ = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000)) {
-                VoxsyncDialect { .ping(Ping()) }
+            // Warm up both sides (page faults, allocator, branch predictors) before measuring,
+            // decoding every answer of the warm-up: each must be a pong.
+            _ = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000)) {
+                try VoxsyncFrameRingDialect(frames: pings, answer: .pong(Pong())) { answer in
+                    guard case .pong? = answer.message else { throw BenchError("expected a pong, got \(answer.message?.name ?? "nothing")") }
+                }
             }
-            let vox = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests) {
-                VoxsyncDialect { .ping(Ping()) }
+            let vox = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests) {
+                try VoxsyncFrameRingDialect(frames: pings, answer: .pong(Pong()))
             }
             table.add("voxsyncd · closed-loop client", "\(count)", format(Double(vox.samples.nanoseconds.count) / vox.seconds),
                       format(vox.samples.percentileMicroseconds(50)), format(vox.samples.percentileMicroseconds(99)))
             if let redisSocket {
-                let redis = try PollClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) { RedisPingDialect() }
+                let redis = try ClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) { RedisPingDialect() }
                 table.add("redis-server · the same closed-loop client (RESP PING)", "\(count)", format(Double(redis.samples.nanoseconds.count) / redis.seconds),
                           format(redis.samples.percentileMicroseconds(50)), format(redis.samples.percentileMicroseconds(99)))
             }

@@ -49,23 +49,21 @@ struct VerifyBenchmark: ParsableCommand {
         let redisKey = "key:__rand_int__"  // the key redis-benchmark's GET reads when run without -r
         if let redisSocket {
             let value = [UInt8](repeating: UInt8(ascii: "x"), count: 4 * dimension)
-            _ = try PollClosedLoopClient.run(socketPath: redisSocket, clients: 1, requests: 1) { RedisSetDialect(key: redisKey, value: value) }
+            _ = try ClosedLoopClient.run(socketPath: redisSocket, clients: 1, requests: 1) { RedisSetDialect(key: redisKey, value: value) }
         }
 
         var table = Table("server · client", "clients", "requests/s", "p50 µs", "p99 µs")
         for count in try parseClientCounts(clients) {
-            var connection = 0
-            func verifyDialect() -> VoxsyncFrameRingDialect {
-                defer { connection += 1 }
-                return VoxsyncFrameRingDialect(frames: probes, start: connection * 7919)  // each connection starts elsewhere
-            }
-            // Warm up both sides (page faults, allocator, branch predictors) before measuring.
-            _ = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000), dialect: verifyDialect)
-            let vox = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: verifyDialect)
+            // Warm up both sides (page faults, allocator, branch predictors) before measuring,
+            // decoding every answer of the warm-up: each must accept its speaker, from the cache.
+            _ = try ClosedLoopClient.run(
+                socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000),
+                dialect: verifyDialects(probes, validate: Self.acceptedFromCache))
+            let vox = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: verifyDialects(probes))
             table.add("voxsyncd verify · closed-loop client", "\(count)", format(Double(vox.samples.nanoseconds.count) / vox.seconds),
                       format(vox.samples.percentileMicroseconds(50)), format(vox.samples.percentileMicroseconds(99)))
             guard let redisSocket else { continue }
-            let redis = try PollClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) {
+            let redis = try ClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) {
                 RedisGetDialect(key: redisKey, valueSize: 4 * dimension)
             }
             table.add("redis-server GET 768 B · the same closed-loop client", "\(count)", format(Double(redis.samples.nanoseconds.count) / redis.seconds),
@@ -93,6 +91,28 @@ extension VerifyBenchmark {
         })
     }
 
+    /// A maker of verify dialects over `probes`, each connection starting elsewhere in the ring
+    /// so that connections do not move in step.
+    func verifyDialects(_ probes: [[UInt8]], validate: ((Envelope) throws -> Void)? = nil) -> () throws -> VoxsyncFrameRingDialect {
+        var connection = 0
+        return {
+            defer { connection += 1 }
+            return try VoxsyncFrameRingDialect(
+                frames: probes, start: connection * 7919, answer: .verifyOk(.init()), validate: validate)
+        }
+    }
+
+    /// The warm-up's check of every answer: a verify that accepted its speaker, from the cache
+    /// (the probes are fresh utterances of enrolled speakers, all of which fit in the cache).
+    static func acceptedFromCache(_ answer: Envelope) throws {
+        guard case .verifyOk(let verdict)? = answer.message else {
+            throw BenchError("expected a verify answer, got \(answer.message?.name ?? "nothing")")
+        }
+        guard verdict.accepted, verdict.source == .cache else {
+            throw BenchError("verify answered accepted=\(verdict.accepted) (score \(verdict.score)) from \(verdict.source); expected an accepted answer from the cache")
+        }
+    }
+
     /// The verify load with metrics on and off, five alternating rounds each (the best of
     /// each is kept: on a shared two-core machine the noise is all on the slow side).
     func runMetricsComparison() throws {
@@ -106,13 +126,9 @@ extension VerifyBenchmark {
                 defer { daemon.stop() }
                 let probes = try enrollAndMakeProbes(daemon, dimension: 192)
                 for count in counts {
-                    var connection = 0
-                    func dialect() -> VoxsyncFrameRingDialect {
-                        defer { connection += 1 }
-                        return VoxsyncFrameRingDialect(frames: probes, start: connection * 7919)
-                    }
-                    _ = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000), dialect: dialect)
-                    let run = try PollClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: dialect)
+                    _ = try ClosedLoopClient.run(
+                        socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000), dialect: verifyDialects(probes))
+                    let run = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: verifyDialects(probes))
                     let rps = Double(run.samples.nanoseconds.count) / run.seconds
                     let key = "\(enabled) \(count)"
                     if rps > best[key]?.rps ?? 0 {

@@ -120,8 +120,15 @@ extension ServiceTests {
             let client = service.client()
             defer { client.close() }
             for index in 0..<5 { try await Self.enroll(client, index) }
-            for _ in 0..<4 {
-                for index in 0..<5 { _ = try await Self.verify(client, index) }
+            // Four rounds more than a second apart, each reading every speaker twice: the second
+            // read of a round is the same read to the prefetcher (at most one access event per
+            // speaker per second), so 20 accesses are learned, not 40.
+            for round in 0..<4 {
+                if round > 0 { try await Task.sleep(for: .milliseconds(1100)) }
+                for index in 0..<5 {
+                    _ = try await Self.verify(client, index)
+                    _ = try await Self.verify(client, index)
+                }
             }
             // The cache batches events every 100 ms; the prefetch worker writes them each second.
             try await eventually("the prefetch worker learned 20 accesses") {
@@ -131,6 +138,8 @@ extension ServiceTests {
             try await eventually("20 accesses in prefetch.sqlite") { try history.count() >= 20 }
             let before = try await Self.predictions(service)
             #expect(before.speakers == 5)
+            #expect(before.totalAccesses == 20, "one access per speaker and round")
+            #expect(try history.count() == 20, "one history row per learned access")
 
             let victim = service.worker(.prefetch, in: try await service.status()).pid
             kill(victim, SIGKILL)

@@ -60,6 +60,28 @@ let day: Int64 = 24 * hour
         }
     }
 
+    @Test func readsWithinASecondOfTheLastAreTheSameRead() {
+        var predictor = PrefetchPredictor()
+        let start = monday + 9 * hour
+        let learned = [
+            predictor.record("erin", atMilliseconds: start),
+            predictor.record("erin", atMilliseconds: start + 1),  // a retry 1 ms later teaches nothing
+            predictor.record("erin", atMilliseconds: start + PrefetchPredictor.sameReadMilliseconds - 1),
+            predictor.record("erin", atMilliseconds: start + PrefetchPredictor.sameReadMilliseconds),
+            predictor.record("erin", atMilliseconds: start - hour),  // earlier: placed in order, not dropped
+            predictor.record("frank", atMilliseconds: start + 1),  // other speakers are not affected
+        ]
+        #expect(learned == [true, false, false, true, true, true])
+        #expect(predictor.statistics.totalAccesses == 4)
+        #expect(predictor.statistics.historyEvents == 4)
+
+        // A client hammering one speaker 1000 times a second for a minute leaves 60 reads.
+        for millisecond in stride(from: Int64(0), to: 60_000, by: 1) {
+            predictor.record("grace", atMilliseconds: start + millisecond)
+        }
+        #expect(predictor.statistics.historyEvents == 64)
+    }
+
     @Test func aBurstIsPredictedByFrequency() {
         var predictor = PrefetchPredictor()
         let start = monday + 14 * hour

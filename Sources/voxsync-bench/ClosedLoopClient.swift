@@ -1,3 +1,4 @@
+import CVoxSys
 import NIOCore
 import VoxTransport
 import VoxWire
@@ -57,17 +58,28 @@ struct VoxsyncDialect: BenchDialect {
 /// voxsync's protocol with every request framed once, before the clock starts, and sent in
 /// turn — as redis-benchmark builds its commands once — so that a run measures the server,
 /// not the client's protobuf encoding.
+///
+/// Answers are checked as the Redis dialects check theirs: by their frame and the Envelope
+/// field the body carries (`AnswerScanner`), without decoding the rest of the body; an error,
+/// a compressed frame or an unexpected message is decoded in full and ends the run with what
+/// the server said. `validate` (a warm-up) decodes every answer and hands it over instead.
 struct VoxsyncFrameRingDialect: BenchDialect {
     private let frames: [[UInt8]]
     private var next: Int
     private var hello = VoxsyncDialect { .ping(Ping()) }
+    private var scanner: AnswerScanner
     private var decoder = FrameDecoder()
+    private let validate: ((Envelope) throws -> Void)?
+    private var helloAnswered = false
 
     /// `start`: where in the ring this connection begins, so connections do not move in step.
-    init(frames: [[UInt8]], start: Int = 0) {
+    /// `answer`: an answer of the kind every request gets (`.pong(Pong())`, `.verifyOk(…)`).
+    init(frames: [[UInt8]], start: Int = 0, answer: Envelope.OneOf_Message, validate: ((Envelope) throws -> Void)? = nil) throws {
         precondition(!frames.isEmpty)
         self.frames = frames
         self.next = start
+        self.scanner = try AnswerScanner(expecting: answer)
+        self.validate = validate
     }
 
     /// `messages` framed with request ids 1, 2, ….
@@ -89,11 +101,87 @@ struct VoxsyncFrameRingDialect: BenchDialect {
 
     mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
         var count = 0
+        if !helloAnswered {
+            guard let answer = try decoder.decode(&buffer) else { return 0 }
+            guard case .helloOk? = answer.message else { throw BenchError("the handshake was answered \(answer.message?.name ?? "with nothing")") }
+            helloAnswered = true
+            count = 1
+        }
+        guard let validate else { return try count + scanner.answers(in: &buffer) }
         while let answer = try decoder.decode(&buffer) {
             if case .error(let error)? = answer.message { throw BenchError("server error: \(error.message)") }
+            try validate(answer)
             count += 1
         }
         return count
+    }
+}
+
+/// Counts whole answer frames of one kind in a stream: reads the frame's length and flags and
+/// the number of the Envelope field its body carries, and skips the rest — the work a client
+/// that only wants to know "answered, and not an error" does, and what the Redis dialects do
+/// with RESP. Anything else (an `Error`, a compressed frame, another message) is decoded in
+/// full: an error or another message throws with what it was.
+struct AnswerScanner {
+    private let expectedField: UInt64
+    private var decoder = FrameDecoder()
+    private let expectedCase: String
+
+    init(expecting answer: Envelope.OneOf_Message) throws {
+        var buffer = ByteBuffer()
+        var encoder = FrameEncoder()
+        try encoder.encode(Envelope(requestID: 1, answer), into: &buffer)
+        guard let field = Self.messageField(in: buffer, frameLength: buffer.readableBytes - 4) else {
+            throw BenchError("cannot find the message field of \(answer.name)")
+        }
+        expectedField = field
+        expectedCase = answer.name
+    }
+
+    mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
+        var count = 0
+        while let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self),
+              buffer.readableBytes >= 4 + Int(length) {
+            let flags = length > 0 ? buffer.getInteger(at: buffer.readerIndex + 4, as: UInt8.self)! : 0
+            if flags == 0, Self.messageField(in: buffer, frameLength: Int(length)) == expectedField {
+                buffer.moveReaderIndex(forwardBy: 4 + Int(length))
+            } else {
+                guard let answer = try decoder.decode(&buffer) else { break }
+                switch answer.message {
+                case .error(let error)?: throw BenchError("server error: \(error.message)")
+                case let message? where message.name == expectedCase: break
+                case let message: throw BenchError("expected \(expectedCase), got \(message?.name ?? "an empty envelope")")
+                }
+            }
+            count += 1
+        }
+        return count
+    }
+
+    /// The number of the first length-delimited field of the frame's body (the Envelope's
+    /// message; `request_id`, a varint, may come first), or nil.
+    private static func messageField(in buffer: ByteBuffer, frameLength: Int) -> UInt64? {
+        var index = buffer.readerIndex + 5
+        let end = buffer.readerIndex + 4 + frameLength
+        func varint() -> UInt64? {
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            while index < end, shift < 64, let byte = buffer.getInteger(at: index, as: UInt8.self) {
+                index += 1
+                value |= UInt64(byte & 0x7f) << shift
+                if byte & 0x80 == 0 { return value }
+                shift += 7
+            }
+            return nil
+        }
+        while let tag = varint() {
+            switch tag & 7 {
+            case 0: guard varint() != nil else { return nil }
+            case 2: return tag >> 3
+            default: return nil
+            }
+        }
+        return nil
     }
 }
 
@@ -116,10 +204,10 @@ struct RedisPingDialect: BenchDialect {
 }
 
 /// A benchmark client built like redis-benchmark: one thread; N non-blocking connections in
-/// one poll(2) set (a single connection simply blocks in recv); each connection sends a
-/// request, waits for its answer, sends the next. No framework, no futures: it measures the
-/// server, and with the same machinery for both servers it compares them fairly.
-enum PollClosedLoopClient {
+/// one epoll set (a single connection simply blocks in recv); each connection sends a request,
+/// waits for its answer, sends the next. No framework, no futures: it measures the server,
+/// and with the same machinery for both servers it compares them fairly.
+enum ClosedLoopClient {
     private final class Connection<Dialect: BenchDialect> {
         let fd: CInt
         var dialect: Dialect
@@ -152,41 +240,60 @@ enum PollClosedLoopClient {
         socketPath: String,
         clients: Int,
         requests: Int,
-        dialect: () -> Dialect
+        dialect: () throws -> Dialect
     ) throws -> (samples: LatencySamples, seconds: Double) {
         precondition(requests >= clients, "fewer requests than connections")
         var connections: [Connection<Dialect>] = []
+        defer { for connection in connections { close(connection.fd) } }
         for index in 0..<clients {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             guard SocketPath.withAddress(of: socketPath, { connect(fd, $0, $1) }) == 0 else {
-                throw BenchError("cannot connect to \(socketPath): \(String(cString: strerror(errno)))")
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                throw BenchError("cannot connect to \(socketPath): \(reason)")
             }
-            // One connection needs no poll(2): block in recv, as a simple client would.
+            // One connection needs no epoll: block in recv, as a simple client would.
             if clients > 1 { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-            var state = dialect()
+            var state = try dialect()
             let greeting = try state.greeting()
             // `requests` in all: the first `requests % clients` connections send one more.
             let quota = requests / clients + (index < requests % clients ? 1 : 0)
             let connection = Connection(fd: fd, dialect: state, greeted: greeting == nil, quota: quota)
-            if let greeting { try connection.send(greeting) }
             connections.append(connection)
+            if let greeting { try connection.send(greeting) }
         }
-        defer { for connection in connections { close(connection.fd) } }
+        let epoll = clients > 1 ? epoll_create1(0) : -1
+        defer { if epoll >= 0 { close(epoll) } }
+        for (index, connection) in connections.enumerated() where epoll >= 0 {
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue
+            event.data.u64 = UInt64(index)
+            guard epoll_ctl(epoll, EPOLL_CTL_ADD, connection.fd, &event) == 0 else {
+                throw BenchError("epoll_ctl failed: \(String(cString: strerror(errno)))")
+            }
+        }
 
         var samples = LatencySamples(capacity: requests)
         var finished = 0
         let started = monotonicNanoseconds()
         for connection in connections where connection.greeted { try connection.send(try connection.dialect.request()) }
-        var pollSet = connections.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        var events = [epoll_event](repeating: epoll_event(), count: 64)
+        var ready: [Int] = []
+        ready.reserveCapacity(64)
         var chunk = [UInt8](repeating: 0, count: 65536)
         while finished < clients {
-            let ready = clients == 1 ? 1 : poll(&pollSet, nfds_t(pollSet.count), 10_000)
-            if clients == 1 { pollSet[0].revents = Int16(POLLIN) }
-            guard ready > 0 else {
-                if ready < 0 && errno == EINTR { continue }
-                throw BenchError("no answer from the server for 10 s")
+            ready.removeAll(keepingCapacity: true)
+            if clients == 1 {
+                ready.append(0)
+            } else {
+                let count = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), 10_000) }
+                guard count > 0 else {
+                    if count < 0 && errno == EINTR { continue }
+                    throw BenchError(count == 0 ? "no answer from the server for 10 s" : "epoll_wait failed: \(String(cString: strerror(errno)))")
+                }
+                for event in events[0..<Int(count)] { ready.append(Int(event.data.u64)) }
             }
-            for index in pollSet.indices where pollSet[index].revents != 0 {
+            for index in ready {
                 let connection = connections[index]
                 let n = chunk.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress, $0.count, 0) }
                 if n < 0 && errno == EAGAIN { continue }
@@ -205,7 +312,7 @@ enum PollClosedLoopClient {
                     try connection.send(try connection.dialect.request())
                 } else {
                     finished += 1
-                    pollSet[index].events = 0
+                    if epoll >= 0 { _ = epoll_ctl(epoll, EPOLL_CTL_DEL, connection.fd, nil) }
                 }
             }
         }
