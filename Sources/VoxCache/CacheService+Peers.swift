@@ -27,34 +27,42 @@ extension CacheService {
     private func refresh(_ speakers: [String]?) -> EventLoopFuture<Void> {
         guard let speakers else {
             // A background preload still running reads an older snapshot: reload after it.
-            if preloading { return afterPreload { self.refresh(nil) }.flatMap { $0 } }
-            let capacity = policy.capacity
+            let (preloading, capacity) = locked { (self.preloading, policy.capacity) }
+            if preloading { return preloadDone.futureResult.flatMap { self.refresh(nil) } }
             return onStore { store in try Self.preload(store, cacheCapacity: capacity) }.map { preloaded in
-                self.matrix = preloaded.matrix
-                self.cache = preloaded.cache
-                self.policy = preloaded.policy
-                self.metrics.size.record(self.cache.count)
-                // Prefetched entries the new preload left out went unread.
-                for _ in 0..<self.prefetched.retain(where: { self.cache[$0] != nil }) {
-                    self.notePrefetchOutcome(used: false)
+                self.locked {
+                    self.matrix = preloaded.matrix
+                    self.cache = preloaded.cache
+                    self.policy = preloaded.policy
+                    self.metrics.size.record(self.cache.count)
+                    // Prefetched entries the new preload left out went unread.
+                    for _ in 0..<self.prefetched.retain(where: { self.cache[$0] != nil }) {
+                        self.notePrefetchOutcome(used: false)
+                    }
                 }
             }
         }
         return onStore { store in try speakers.map { ($0, try store.get($0)) } }.map { rows in
-            for (id, record) in rows {
-                self.touch(id)
-                if let record {
-                    if self.cache[id] != nil {
-                        self.admit(record)
-                    } else {
-                        self.matrix.upsert(id, embedding: record.embedding)
-                    }
+            self.locked { self.apply(rows) }
+        }
+    }
+
+    /// Rereads of invalidated speakers: a cached one is replaced, an uncached one only in the
+    /// matrix, a deleted one removed everywhere. Under the lock.
+    private func apply(_ rows: [(String, ProfileRecord?)]) {
+        for (id, record) in rows {
+            touch(id)
+            if let record {
+                if cache[id] != nil {
+                    admit(record)
                 } else {
-                    self.matrix.remove(id)
-                    self.cache[id] = nil
-                    self.policy.remove(id)
-                    self.prefetched.forget(id)
+                    matrix.upsert(id, embedding: record.embedding)
                 }
+            } else {
+                matrix.remove(id)
+                cache[id] = nil
+                policy.remove(id)
+                prefetched.forget(id)
             }
         }
     }
@@ -67,42 +75,51 @@ extension CacheService {
     /// recently used profiles anyway, and marks set now would count its entries as the
     /// prefetch's.
     private func prefetch(_ speakers: [String]) -> EventLoopFuture<Voxsync_V1_PrefetchListResponse> {
-        var answer = Voxsync_V1_PrefetchListResponse()
-        guard !preloading else { return loop.makeSucceededFuture(withTotals(answer)) }
-        var wanted: [String] = []
-        var seen = Set<String>()
-        for speaker in speakers.prefix(policy.capacity) where seen.insert(speaker).inserted {
-            if cache[speaker] != nil {
-                answer.alreadyCached += 1
-            } else if (try? rules.checkSpeakerID(speaker)) == nil {
-                answer.notFound += 1
-            } else {
-                wanted.append(speaker)
-            }
-        }
-        guard !wanted.isEmpty else { return loop.makeSucceededFuture(withTotals(answer)) }
-        let (counted, reads) = (answer, wanted)
-        return onStore { store in try reads.map { try store.get($0) } }.map { records in
-            var answer = counted
-            for record in records {
-                guard let record else {
-                    answer.notFound += 1
-                    continue
-                }
-                // A miss may have loaded it while SQLite was read.
-                guard self.cache[record.speakerID] == nil else {
+        let (counted, wanted): (Voxsync_V1_PrefetchListResponse, [String]) = locked {
+            var answer = Voxsync_V1_PrefetchListResponse()
+            guard !preloading else { return (withTotals(answer), []) }
+            var wanted: [String] = []
+            var seen = Set<String>()
+            for speaker in speakers.prefix(policy.capacity) where seen.insert(speaker).inserted {
+                if cache[speaker] != nil {
                     answer.alreadyCached += 1
-                    continue
+                } else if (try? rules.checkSpeakerID(speaker)) == nil {
+                    answer.notFound += 1
+                } else {
+                    wanted.append(speaker)
                 }
-                self.admit(record, turns: Self.prefetchTurns)
-                self.prefetched.loaded(record.speakerID)
-                self.metrics.prefetchLoaded.increment()
-                answer.loaded += 1
             }
-            return self.withTotals(answer)
+            return (wanted.isEmpty ? withTotals(answer) : answer, wanted)
+        }
+        guard !wanted.isEmpty else { return loop.makeSucceededFuture(counted) }
+        let reads = wanted
+        return onStore { store in try reads.map { try store.get($0) } }.map { records in
+            self.locked { self.admitPrefetched(records, counted: counted) }
         }
     }
 
+    /// Admits what a prefetch list read, marked prefetched. Under the lock.
+    private func admitPrefetched(_ records: [ProfileRecord?], counted: Voxsync_V1_PrefetchListResponse) -> Voxsync_V1_PrefetchListResponse {
+        var answer = counted
+        for record in records {
+            guard let record else {
+                answer.notFound += 1
+                continue
+            }
+            // A miss may have loaded it while SQLite was read.
+            guard cache[record.speakerID] == nil else {
+                answer.alreadyCached += 1
+                continue
+            }
+            admit(record, turns: Self.prefetchTurns)
+            prefetched.loaded(record.speakerID)
+            metrics.prefetchLoaded.increment()
+            answer.loaded += 1
+        }
+        return withTotals(answer)
+    }
+
+    /// The response with the ledger's totals. Under the lock.
     private func withTotals(_ answer: Voxsync_V1_PrefetchListResponse) -> Voxsync_V1_PrefetchListResponse {
         var answer = answer
         answer.loadedTotal = prefetched.loaded

@@ -1,6 +1,8 @@
 import NIOCore
 import VoxCore
 import VoxStore
+import VoxTransport
+import VoxWire
 
 extension CacheService {
     /// What a preload builds: at start (in the background for the worker, see `init`) and
@@ -63,7 +65,8 @@ extension CacheService {
 
     /// Replaces the empty start-up cache by a background preload, keeping what happened while
     /// it ran: the preload read a snapshot, so a speaker written, deleted or reread since is
-    /// taken from the live state, and every profile read meanwhile stays cached.
+    /// taken from the live state, and every profile read meanwhile stays cached. Under the
+    /// lock; the caller completes `preloadDone` after releasing it.
     func install(_ preloaded: Preloaded) {
         let live = (matrix: matrix, cache: cache)
         matrix = preloaded.matrix
@@ -82,15 +85,21 @@ extension CacheService {
         preloadTimes = (preloaded.scanTime, preloaded.admitTime)
         preloading = false
         metrics.size.record(cache.count)
-        preloadDone.succeed()
     }
 
-    /// Runs `body` on the loop once the preload is in.
-    func afterPreload<T>(_ body: @escaping () -> T) -> EventLoopFuture<T> {
-        preloading ? preloadDone.futureResult.map(body) : loop.makeSucceededFuture(body())
+    /// Answers with `body` now, or once a background preload is in (identify and stats need all
+    /// of it). `body` takes the lock itself.
+    func afterPreload(_ body: @escaping () -> ServerResponse) -> ServerResponse {
+        guard locked({ preloading }) else { return body() }
+        return .later(preloadDone.futureResult.flatMap {
+            switch body() {
+            case .now(let answer): self.loop.makeSucceededFuture(answer)
+            case .later(let future): future
+            }
+        })
     }
 
-    /// Notes that `id` changed while a background preload runs.
+    /// Notes that `id` changed while a background preload runs. Under the lock.
     func touch(_ id: String) {
         if preloading { touchedDuringPreload.insert(id) }
     }

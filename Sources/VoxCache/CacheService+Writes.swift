@@ -28,7 +28,7 @@ extension CacheService {
         let pending = PendingPut(
             record: record, expectedVersion: request.hasExpectedVersion ? request.expectedVersion : nil,
             promise: loop.makePromise())
-        run(commits.enqueue(pending))
+        run(locked { commits.enqueue(pending) })
         return .later(pending.promise.futureResult)
     }
 
@@ -38,27 +38,37 @@ extension CacheService {
         let writes = batch.map { (profile: $0.record, expectedVersion: $0.expectedVersion) }
         let now = Self.nowMilliseconds()
         onStore { store in try store.putBatch(writes, now: now) }.whenComplete { outcome in
+            // The state first, under the lock; the answers after it is released (a completed
+            // promise may run the connection's next request, which takes the lock).
+            let answers: [Envelope.OneOf_Message]
             switch outcome {
             case .success(let results):
-                for (pending, result) in zip(batch, results) {
-                    switch result {
-                    case .success(let stored):
-                        self.touch(stored.speakerID)
-                        self.admit(stored)
-                        var answer = Voxsync_V1_PutResponse()
-                        answer.version = stored.version
-                        answer.origin = stored.origin
-                        pending.promise.succeed(.putOk(answer))
-                        self.metrics.write.recordNanoseconds((NIODeadline.now() - pending.arrived).nanoseconds)
-                    case .failure(let error):
-                        pending.promise.succeed(Self.answer(for: error))
+                answers = self.locked {
+                    zip(batch, results).map { _, result in
+                        switch result {
+                        case .success(let stored):
+                            self.touch(stored.speakerID)
+                            self.admit(stored)
+                            var answer = Voxsync_V1_PutResponse()
+                            answer.version = stored.version
+                            answer.origin = stored.origin
+                            return .putOk(answer)
+                        case .failure(let error):
+                            return Self.answer(for: error)
+                        }
                     }
                 }
             case .failure(let error):
-                for pending in batch { pending.promise.succeed(Self.answer(for: error)) }
+                answers = Array(repeating: Self.answer(for: error), count: batch.count)
+            }
+            for (pending, answer) in zip(batch, answers) {
+                pending.promise.succeed(answer)
+                if case .putOk = answer {
+                    self.metrics.write.recordNanoseconds((NIODeadline.now() - pending.arrived).nanoseconds)
+                }
             }
             self.onCommitted?()
-            self.run(self.commits.batchFinished())
+            self.run(self.locked { self.commits.batchFinished() })
         }
     }
 
@@ -70,7 +80,7 @@ extension CacheService {
         case .startBatch(let batch):
             commit(batch)
         case .armHoldTimer(let id):
-            loop.scheduleTask(in: commitHold) { self.run(self.commits.holdTimedOut(id: id)) }
+            loop.scheduleTask(in: commitHold) { self.run(self.locked { self.commits.holdTimedOut(id: id) }) }
         }
     }
 }

@@ -2,6 +2,7 @@ import CoreMetrics
 import CVoxSys
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import VoxCore
@@ -13,15 +14,23 @@ import VoxWire
 /// memory when it can and from local SQLite when it must.
 ///
 /// State (the embedding matrix of every live profile, the bounded profile cache and its SIEVE
-/// policy, the group-commit queue, the counters) lives on one event loop; SQLite runs on one
-/// thread of its own, so a write waiting for its commit never holds up a verify. Writes that
-/// arrive while a commit runs share the next transaction (group commit): one fsync
-/// acknowledges all of them.
+/// policy, the group-commit queue, the counters) is guarded by `lock`. A request is answered
+/// on the event loop of its connection — the worker runs `event_loop_threads` loops (default
+/// 2), so socket I/O, framing and protobuf of different connections run in parallel — and
+/// holds the lock only while it reads or changes the state: about a microsecond for a verify.
+/// Nothing that blocks or calls back into the service runs under it: promises are completed
+/// and answers handed on after it is released (a completed promise may run the connection's
+/// next request at once, which takes the lock again). The home loop `loop` runs the timers,
+/// the group commit's bookkeeping and the completions of the store's work.
+///
+/// SQLite runs on one thread of its own, so a write waiting for its commit never holds up a
+/// verify. Writes that arrive while a commit runs share the next transaction (group commit):
+/// one fsync acknowledges all of them.
 ///
 /// Each embedding is held once, in the matrix; a cache entry holds the rest of its profile
-/// (samples, threshold, metadata, version). Identify runs on the event loop too: a scan of
-/// 100 000 × 192 takes 4–5 ms here (see the README's benchmarks), and a verify that arrives
-/// during it waits. Moving the scan to another thread would need a second copy of the matrix
+/// (samples, threshold, metadata, version). Identify holds the lock for its scan: 100 000 ×
+/// 192 take 4–5 ms here (see the README's benchmarks), and a verify that arrives during it
+/// waits. Moving the scan to another thread would need a second copy of the matrix
 /// (copy-on-write would duplicate 73 MiB at the first write during a scan) or a lock taken by
 /// every write, on a machine whose two cores are already busy with the client and the store;
 /// identify is rare next to verify, so it stays here.
@@ -30,10 +39,12 @@ import VoxWire
 /// store's `last_access` every `accessFlushInterval` in one transaction, so that a restart
 /// preloads the most recently used profiles first.
 ///
-/// `@unchecked Sendable`: the mutable members are touched only on `loop` (every entry point
-/// hops there), and `store` only on the single thread of `storeThread`.
+/// `@unchecked Sendable`: the mutable members are touched only while holding `lock`, and
+/// `store` only on the single thread of `storeThread`.
 public final class CacheService: ServerResponder, @unchecked Sendable {
     public let loop: EventLoop
+    /// Guards every mutable member below (see the type's documentation).
+    private let lock = NIOLock()
     private let storeThread: NIOThreadPool
     private let store: ProfileStore
     let rules: ProfileRules
@@ -50,7 +61,8 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     private var precisionGauge: Gauge?
     /// Called on `loop` after writes committed (the sync worker's nudge). Set before serving.
     public var onCommitted: (@Sendable () -> Void)?
-    /// Called on `loop` for every profile read: speaker, hit (the prefetch worker's events).
+    /// Called for every profile read, on the reading loop and under the service's lock:
+    /// speaker, hit (the prefetch worker's events). It must not call back into the service.
     public var onAccess: (@Sendable (String, Bool) -> Void)?
     /// How long a commit waits for the writers of the last batch to write again (see
     /// `GroupCommitQueue`); a fraction of an fsync.
@@ -119,7 +131,9 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
                 (gate ?? loop.makeSucceededVoidFuture()).map { preloaded }
             }.whenComplete { outcome in
                 switch outcome {
-                case .success(let preloaded): self.install(preloaded)
+                case .success(let preloaded):
+                    self.locked { self.install(preloaded) }
+                    self.preloadDone.succeed()  // outside the lock: waiting requests take it
                 case .failure(let error): self.preloadDone.fail(error)
                 }
                 preloader.shutdownGracefully { _ in }
@@ -140,9 +154,10 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         try await storeThread.shutdownGracefully()
     }
 
-    /// One line for the start-up summary (or, after a background preload, the log). Read it
-    /// on the loop, or before serving starts.
-    public var summary: String {
+    /// One line for the start-up summary (or, after a background preload, the log).
+    public var summary: String { locked { unlockedSummary } }
+
+    private var unlockedSummary: String {
         func milliseconds(_ duration: Duration) -> Int {
             Int((Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15).rounded())
         }
@@ -152,14 +167,18 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         return "\(matrix.count) profiles, \(cache.count) preloaded into the cache (capacity \(policy.capacity)) in \(milliseconds(scan + admit)) ms (scan \(milliseconds(scan)), cache \(milliseconds(admit)))"
     }
 
+    /// Answers on the connection's own loop (see the type's documentation).
     public func respond(to request: Envelope.OneOf_Message, connection: ConnectionInfo) -> ServerResponse {
-        if connection.eventLoop === loop { return handle(request) }
-        return .later(loop.flatSubmit {
-            switch self.handle(request) {
-            case .now(let answer): self.loop.makeSucceededFuture(answer)
-            case .later(let future): future
-            }
-        })
+        handle(request)
+    }
+
+    /// Runs `body` holding the state's lock. Never nested, and nothing in `body` completes a
+    /// promise or calls out of the service (except `onAccess`, which must not call back).
+    @inline(__always)
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
     }
 
     // MARK: Operations
@@ -173,20 +192,11 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         case .verify(let verify): return timedRead { self.verify(verify) }
         case .put(let put): return self.put(put)
         case .identify(let identify):
-            if preloading { return .later(afterPreload { self.identify(identify) }) }
-            return .now(self.identify(identify))
+            return afterPreload { .now(self.locked { self.identify(identify) }) }
         case .delete(let delete): return self.delete(delete.speakerID)
         case .list(let list): return self.list(list)
         case .stats:
-            if preloading {
-                return .later(afterPreload { self.stats() }.flatMap { answer in
-                    switch answer {
-                    case .now(let message): self.loop.makeSucceededFuture(message)
-                    case .later(let future): future
-                    }
-                })
-            }
-            return self.stats()
+            return afterPreload { self.stats() }
         default:
             return .now(Self.error(.invalidArgument, "\(request.name) is not a request this socket serves"))
         }
@@ -206,12 +216,14 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     }
 
     private func get(_ speakerID: String) -> ServerResponse {
-        if let cached = lookup(speakerID), let embedding = matrix.embedding(of: speakerID) {
-            return .now(.getOk(Self.getResponse(cached.record(embedding: embedding), source: .cache)))
+        let hit: ProfileRecord? = locked {
+            guard let cached = lookup(speakerID), let embedding = matrix.embedding(of: speakerID) else { return nil }
+            return cached.record(embedding: embedding)
         }
+        if let hit { return .now(.getOk(Self.getResponse(hit, source: .cache))) }
         return .later(onStore { store in try store.get(speakerID) }.map { record in
             guard let record else { return Self.notFound(speakerID) }
-            self.admit(record)
+            self.locked { _ = self.admit(record) }
             return .getOk(Self.getResponse(record, source: .sqlite))
         }.flatMapErrorThrowing(Self.answer(for:)))
     }
@@ -224,11 +236,13 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             return .now(Self.answer(for: error))
         }
         let probe = VectorMath.normalized(request.probe.values)
-        if let cached = lookup(request.speakerID), let answer = verdict(cached, probe: probe, source: .cache) {
-            return .now(answer)
+        let hit: Envelope.OneOf_Message? = locked {
+            guard let cached = lookup(request.speakerID) else { return nil }
+            return verdict(cached, probe: probe, source: .cache)
         }
+        if let hit { return .now(hit) }
         return .later(onStore { store in try store.get(request.speakerID) }.map { record in
-            guard let record, let answer = self.verdict(self.admit(record), probe: probe, source: .sqlite) else {
+            guard let record, let answer = self.locked({ self.verdict(self.admit(record), probe: probe, source: .sqlite) }) else {
                 return Self.notFound(request.speakerID)
             }
             return answer
@@ -262,11 +276,13 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         do { try rules.checkSpeakerID(speakerID) } catch { return .now(Self.answer(for: error)) }
         let now = Self.nowMilliseconds()
         return .later(onStore { store in try store.delete(speakerID, now: now) }.map { result in
-            self.touch(speakerID)
-            self.matrix.remove(speakerID)
-            self.cache[speakerID] = nil
-            self.policy.remove(speakerID)
-            self.prefetched.forget(speakerID)
+            self.locked {
+                self.touch(speakerID)
+                self.matrix.remove(speakerID)
+                self.cache[speakerID] = nil
+                self.policy.remove(speakerID)
+                self.prefetched.forget(speakerID)
+            }
             if result.existed { self.onCommitted?() }
             var answer = Voxsync_V1_DeleteResponse()
             answer.version = result.version
@@ -291,8 +307,9 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     }
 
     private func stats() -> ServerResponse {
-        let (profiles, entries, capacity, hits, misses) = (matrix.count, cache.count, policy.capacity, hits, misses)
-        let prefetched = self.prefetched
+        let (profiles, entries, capacity, hits, misses, prefetched) = locked {
+            (matrix.count, cache.count, policy.capacity, self.hits, self.misses, self.prefetched)
+        }
         return .later(onStore { store in try store.outboxCount() }.map { pending in
             var answer = Voxsync_V1_StatsResponse()
             answer.profiles = UInt64(profiles)
@@ -314,6 +331,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     // MARK: Cache
 
     /// The cached profile of `speakerID`, counted as a hit or a miss and noted as accessed.
+    /// Under the lock.
     private func lookup(_ speakerID: String) -> CachedProfile? {
         accessed.record(speakerID)
         guard policy.access(speakerID), let cached = cache[speakerID] else {
@@ -336,7 +354,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     static var prefetchTurns: UInt8 { SieveCachePolicy<String>.prefetchTurns }
 
     /// Counts a prefetched entry's fate in the metrics (read first: used; evicted unread:
-    /// wasted) and updates the precision gauge.
+    /// wasted) and updates the precision gauge. Under the lock.
     func notePrefetchOutcome(used: Bool) {
         (used ? metrics.prefetchUsed : metrics.prefetchWasted).increment()
         guard let precision = prefetched.precision else { return }
@@ -346,7 +364,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     }
 
     /// Puts a live record read from or just written to the store into the matrix and the
-    /// cache (evicting by SIEVE when full).
+    /// cache (evicting by SIEVE when full). Under the lock.
     /// `turns`: how many turns of SIEVE's hand the entry survives unread (0 for a miss, as
     /// SIEVE admits; `prefetchTurns` for a prefetched entry).
     @discardableResult
@@ -358,7 +376,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         return cached
     }
 
-    /// Puts an entry into the cache (its embedding is in the matrix already).
+    /// Puts an entry into the cache (its embedding is in the matrix already). Under the lock.
     func enter(_ cached: CachedProfile, turns: UInt8) {
         if let evicted = policy.insert(cached.speakerID, turns: turns) {
             cache[evicted] = nil
@@ -369,6 +387,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
 
     /// The verify answer; nil if the matrix has no embedding for the speaker (it always has
     /// one for a cached profile, but a miss is the safe answer should that ever break).
+    /// Under the lock.
     private func verdict(_ cached: CachedProfile, probe: [Float], source: Voxsync_V1_Source) -> Envelope.OneOf_Message? {
         guard let cosine = matrix.cosine(of: cached.speakerID, unitProbe: probe) else { return nil }
         var answer = Voxsync_V1_VerifyResponse()
@@ -383,9 +402,10 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     /// failure only costs preload quality, so it is not retried).
     @discardableResult
     private func flushAccesses() -> EventLoopFuture<Void> {
-        guard accessed.count > 0 else { return loop.makeSucceededVoidFuture() }
+        let drained = locked { accessed.count > 0 ? accessed.drain() : [] }
+        guard !drained.isEmpty else { return loop.makeSucceededVoidFuture() }
         let now = Self.nowMilliseconds()
-        let accesses = accessed.drain().map { (speakerID: $0, at: now) }
+        let accesses = drained.map { (speakerID: $0, at: now) }
         return onStore { store in try store.recordAccess(accesses) }
     }
 

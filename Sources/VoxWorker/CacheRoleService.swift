@@ -50,6 +50,7 @@ final class CacheRoleService: WorkerRoleService {
         let identity = ServerIdentity(
             serverName: "voxsyncd 0.1.0 (cache)", instanceID: instanceID,
             embeddingDimension: UInt32(configuration.embeddingDimension))
+        // Connections are spread over the loops; each answers its own (see CacheService).
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         let store = StoreConfiguration(
             path: configuration.dataDirectory + "/voxsync.sqlite", dimension: configuration.embeddingDimension,
@@ -108,49 +109,71 @@ private struct InternalResponder: ServerResponder {
 /// (`AccessEventThrottle`), sent every 100 ms or at 256 events, whichever comes first; at most
 /// 4096 wait, the rest are dropped and counted.
 ///
-/// `@unchecked Sendable`: touched only on the sender's loop (the cache service's loop, where
-/// every access happens).
-final class AccessEventBatcher: @unchecked Sendable {
+/// Called from every event loop of the cache worker (each answers its own connections), so
+/// its state is behind a lock of its own; it never calls back into the cache service, whose
+/// lock is held while it records.
+final class AccessEventBatcher: Sendable {
     private let sender: PeerSender
-    private var throttle = AccessEventThrottle()
-    private var pending: [Voxsync_V1_AccessEvent] = []
-    private var flushScheduled = false
-    private(set) var dropped: UInt64 = 0
+    private let state = NIOLockedValueBox(State())
     private static let batch = 256
     private static let limit = 4096
+
+    private struct State {
+        var throttle = AccessEventThrottle()
+        var pending: [Voxsync_V1_AccessEvent] = []
+        var flushScheduled = false
+        var dropped: UInt64 = 0
+    }
 
     init(sender: PeerSender) {
         self.sender = sender
     }
 
+    /// Events dropped because too many waited.
+    var dropped: UInt64 { state.withLockedValue { $0.dropped } }
+
     func record(_ speakerID: String, hit: Bool) {
-        sender.loop.preconditionInEventLoop()
         let now = WallClock.nowMilliseconds()
-        guard throttle.shouldSend(speakerID, at: now) else { return }
-        guard pending.count < Self.limit else {
-            dropped += 1
-            return
+        enum Next { case nothing, scheduleFlush, send([Voxsync_V1_AccessEvent]) }
+        let next: Next = state.withLockedValue { state in
+            guard state.throttle.shouldSend(speakerID, at: now) else { return .nothing }
+            guard state.pending.count < Self.limit else {
+                state.dropped += 1
+                return .nothing
+            }
+            var event = Voxsync_V1_AccessEvent()
+            event.speakerID = speakerID
+            event.atUnixMs = now
+            event.hit = hit
+            state.pending.append(event)
+            if state.pending.count >= Self.batch {
+                defer { state.pending.removeAll(keepingCapacity: true) }
+                return .send(state.pending)
+            }
+            guard !state.flushScheduled else { return .nothing }
+            state.flushScheduled = true
+            return .scheduleFlush
         }
-        var event = Voxsync_V1_AccessEvent()
-        event.speakerID = speakerID
-        event.atUnixMs = now
-        event.hit = hit
-        pending.append(event)
-        if pending.count >= Self.batch {
-            flush()
-        } else if !flushScheduled {
-            flushScheduled = true
-            sender.loop.scheduleTask(in: .milliseconds(100)) { self.flush() }
+        switch next {
+        case .nothing: break
+        case .scheduleFlush: sender.loop.scheduleTask(in: .milliseconds(100)) { self.flush() }
+        case .send(let events): send(events)
         }
     }
 
     private func flush() {
-        flushScheduled = false
-        throttle.prune(now: WallClock.nowMilliseconds())
-        guard !pending.isEmpty else { return }
+        let events: [Voxsync_V1_AccessEvent] = state.withLockedValue { state in
+            state.flushScheduled = false
+            state.throttle.prune(now: WallClock.nowMilliseconds())
+            defer { state.pending.removeAll(keepingCapacity: true) }
+            return state.pending
+        }
+        if !events.isEmpty { send(events) }
+    }
+
+    private func send(_ events: [Voxsync_V1_AccessEvent]) {
         var message = Voxsync_V1_AccessEvents()
-        message.events = pending
-        pending.removeAll(keepingCapacity: true)
+        message.events = events
         sender.send(.accessEvents(message))
     }
 

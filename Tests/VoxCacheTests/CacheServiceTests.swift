@@ -98,7 +98,7 @@ import VoxWire
                 throw CacheTestError("an operation during the preload failed")
             }
             #expect(try await verify(service, 3) == .sqlite, "served during the preload, from SQLite")
-            #expect(try await service.loop.submit { service.preloading && service.touchedDuringPreload.count == 2 }.get())
+            #expect(try await service.loop.submit { service.locked { service.preloading && service.touchedDuringPreload.count == 2 } }.get())
             gate.succeed()
             guard case .identifyOk(let first) = try await early else { throw CacheTestError("identify failed") }
             #expect(first.matches.first?.speakerID == Self.speaker(7), "identify waited for every embedding")
@@ -171,6 +171,90 @@ import VoxWire
             }
             let source = try await verify(service, 0)
             #expect(source == .sqlite, "neither used nor recently written: not preloaded")
+        }
+    }
+
+    /// Connections on other loops are answered on their own loops, under the service's lock:
+    /// writes, reads that hit and miss, deletes and identify from two loops at once, with a
+    /// cache too small for the speakers, end in the state one loop would have reached.
+    @Test(.timeLimit(.minutes(2))) func requestsFromSeveralLoopsAtOnceLeaveAConsistentState() async throws {
+        let others = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let loops = [others.next(), others.next()]
+        defer { others.shutdownGracefully { _ in } }
+        try await withService(capacity: 16) { service in
+            func send(_ request: Envelope.OneOf_Message, from loop: EventLoop) async throws -> Envelope.OneOf_Message {
+                let connection = ConnectionInfo(eventLoop: loop, peer: PeerCredentials(pid: 0, uid: 0, gid: 0))
+                switch try await loop.submit({ service.respond(to: request, connection: connection) }).get() {
+                case .now(let answer): return answer
+                case .later(let future): return try await future.hop(to: loop).get()
+                }
+            }
+            func put(_ number: Int) -> Envelope.OneOf_Message {
+                var put = Voxsync_V1_PutRequest()
+                put.profile.speakerID = Self.speaker(number)
+                put.profile.embedding.values = Self.vector(number)
+                return .put(put)
+            }
+            func verify(_ number: Int) -> Envelope.OneOf_Message {
+                var verify = Voxsync_V1_VerifyRequest()
+                verify.speakerID = Self.speaker(number)
+                verify.probe.values = Self.vector(number)
+                return .verify(verify)
+            }
+            // 64 speakers, written from both loops; each loop then reads every speaker
+            // (most miss: the cache holds 16), deletes its odd ones, and identifies.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (side, loop) in loops.enumerated() {
+                    group.addTask {
+                        for number in stride(from: side, to: 64, by: 2) {
+                            guard case .putOk = try await send(put(number), from: loop) else { throw CacheTestError("put \(number)") }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+                for (side, loop) in loops.enumerated() {
+                    group.addTask {
+                        for round in 0..<3 {
+                            for number in 0..<64 {
+                                guard case .verifyOk(let verdict) = try await send(verify(number), from: loop) else {
+                                    throw CacheTestError("verify \(number) round \(round)")
+                                }
+                                guard verdict.accepted, abs(verdict.score - 1) < 1e-4 else { throw CacheTestError("verify \(number): \(verdict)") }
+                            }
+                        }
+                        var identify = Voxsync_V1_IdentifyRequest()
+                        identify.probe.values = Self.vector(side)
+                        identify.k = 1
+                        guard case .identifyOk(let found) = try await send(.identify(identify), from: loop),
+                              found.matches.first?.speakerID == Self.speaker(side) else { throw CacheTestError("identify \(side)") }
+                    }
+                }
+                try await group.waitForAll()
+                for (side, loop) in loops.enumerated() {
+                    group.addTask {
+                        for number in stride(from: 1 + 2 * side, to: 64, by: 4) {
+                            var delete = Voxsync_V1_DeleteRequest()
+                            delete.speakerID = Self.speaker(number)
+                            guard case .deleteOk = try await send(.delete(delete), from: loop) else { throw CacheTestError("delete \(number)") }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            guard case .statsOk(let stats) = try await self.send(service, .stats(.init())) else { throw CacheTestError("stats") }
+            #expect(stats.profiles == 32, "the 32 even speakers are left")
+            #expect(stats.cacheEntries <= 16 && stats.cacheEntries > 0)
+            #expect(stats.cacheHits + stats.cacheMisses == 2 * 3 * 64, "every read counted once")
+            for number in 0..<64 {
+                let answer = try await send(verify(number), from: loops[number % 2])
+                if number % 2 == 0 {
+                    guard case .verifyOk(let verdict) = answer, verdict.accepted else { throw CacheTestError("\(number) should verify: \(answer)") }
+                } else {
+                    guard case .error(let error) = answer, error.code == .notFound else {
+                        throw CacheTestError("\(number) was deleted: \(answer)")
+                    }
+                }
+            }
         }
     }
 

@@ -23,7 +23,7 @@ public enum ConfigurationKeys {
         optionalString("socket", "Client socket path (default <data_dir>/run/voxsync.sock).", \.socketPath, absolutePath: true),
         choice("log_level", "trace, debug, info, notice, warning, error or critical.", \.logLevel,
                ["trace", "debug", "info", "notice", "warning", "error", "critical"]),
-        integer("event_loop_threads", "Event-loop threads of the cache worker.", \.eventLoopThreads, 1...64),
+        integer("event_loop_threads", "Event-loop threads of the cache worker; connections are spread over them and each answers its own.", \.eventLoopThreads, 1...64),
         integer("embedding_dimension", "Floats per embedding (fixed when the store is created).", \.embeddingDimension, 1...8192),
         integer("cache_capacity", "Profiles kept in memory.", \.cacheCapacity, 1...100_000_000),
         milliseconds("restart_initial_ms", "First restart delay (before jitter).", \.restart.backoff.initial, 1...60_000),
