@@ -29,11 +29,11 @@ import VoxWire
 ///
 /// Each embedding is held once, in the matrix; a cache entry holds the rest of its profile
 /// (samples, threshold, metadata, version). Identify holds the lock for its scan: 100 000 ×
-/// 192 take 4–5 ms here (see the README's benchmarks), and a verify that arrives during it
-/// waits. Moving the scan to another thread would need a second copy of the matrix
-/// (copy-on-write would duplicate 73 MiB at the first write during a scan) or a lock taken by
-/// every write, on a machine whose two cores are already busy with the client and the store;
-/// identify is rare next to verify, so it stays here.
+/// 192 take 4–5 ms here (see the README's benchmarks), and a verify that arrives during it,
+/// on either loop, waits. Letting verifies run beside a scan would need a second copy of the
+/// matrix (copy-on-write would duplicate 73 MiB at the first write during a scan) or a
+/// reader-writer lock — and a verify writes too (SIEVE's visited bit, the counters); identify
+/// is rare next to verify, so it takes the lock like everything else.
 ///
 /// Access times: the speakers served are noted in memory (`AccessLog`) and written to the
 /// store's `last_access` every `accessFlushInterval` in one transaction, so that a restart

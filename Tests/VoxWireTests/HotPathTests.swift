@@ -1,0 +1,133 @@
+import Foundation
+import SwiftProtobuf
+import Testing
+@testable import VoxWire
+
+/// The hand-written hot path against SwiftProtobuf: the same bytes out, the same envelopes in,
+/// and nothing decoded by hand that SwiftProtobuf would refuse or read differently.
+@Suite struct HotPathTests {
+    static func randomFloat(_ rng: inout SplitMix64) -> Float {
+        switch rng.next() % 8 {
+        case 0: return 0
+        case 1: return -0.0
+        case 2: return .nan
+        case 3: return .infinity
+        case 4: return Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))
+        default: return Float.random(in: -1...1, using: &rng)
+        }
+    }
+
+    static func randomID(_ rng: inout SplitMix64) -> UInt64 {
+        switch rng.next() % 4 {
+        case 0: return 0
+        case 1: return .max
+        case 2: return rng.next() % 200
+        default: return rng.next()
+        }
+    }
+
+    static func randomSpeaker(_ rng: inout SplitMix64) -> String {
+        ["", "alice", "speaker-\(rng.next() % 100_000)", "zoë-北京-\u{1F600}", String(repeating: "x", count: 200)][Int(rng.next() % 5)]
+    }
+
+    @Test func verifyAnswersAndPongsEncodeAsSwiftProtobufEncodesThem() throws {
+        var rng = SplitMix64(state: 11)
+        for _ in 0..<5000 {
+            var envelope = Envelope()
+            envelope.requestID = Self.randomID(&rng)
+            if rng.next() % 3 == 0 {
+                var pong = Pong()
+                pong.payload = Data((0..<Int(rng.next() % 300)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                envelope.message = .pong(pong)
+            } else {
+                var answer = Voxsync_V1_VerifyResponse()
+                answer.score = Self.randomFloat(&rng)
+                answer.threshold = Self.randomFloat(&rng)
+                answer.accepted = rng.next() % 2 == 0
+                answer.source = [.unspecified, .cache, .sqlite][Int(rng.next() % 3)]
+                envelope.message = .verifyOk(answer)
+            }
+            let fast = try #require(HotPath.encode(envelope))
+            #expect(fast == (try envelope.serializedBytes() as [UInt8]), "\(envelope)")
+        }
+    }
+
+    @Test func otherMessagesAndUnknownFieldsAreLeftToSwiftProtobuf() {
+        #expect(HotPath.encode(Envelope(requestID: 1, .ping(Ping()))) == nil)
+        var answer = Voxsync_V1_VerifyResponse()
+        answer.source = .UNRECOGNIZED(300)
+        #expect(HotPath.encode(Envelope(requestID: 1, .verifyOk(answer))) == nil, "an enum value outside one varint byte")
+        var withUnknown = Envelope(requestID: 1, .pong(Pong()))
+        withUnknown.unknownFields = try! Envelope(serializedBytes: [0x98, 0x06, 0x01] as [UInt8]).unknownFields
+        #expect(!withUnknown.unknownFields.data.isEmpty)
+        #expect(HotPath.encode(withUnknown) == nil)
+    }
+
+    @Test func verifiesAndPingsDecodeAsSwiftProtobufDecodesThem() throws {
+        var rng = SplitMix64(state: 12)
+        for _ in 0..<5000 {
+            var envelope = Envelope()
+            envelope.requestID = Self.randomID(&rng)
+            if rng.next() % 4 == 0 {
+                var ping = Ping()
+                ping.payload = Data((0..<Int(rng.next() % 300)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                envelope.message = .ping(ping)
+            } else {
+                var verify = Voxsync_V1_VerifyRequest()
+                verify.speakerID = Self.randomSpeaker(&rng)
+                switch rng.next() % 4 {
+                case 0: break  // no probe
+                case 1: verify.probe = Embedding()  // present, empty
+                default: verify.probe.values = (0..<Int(rng.next() % 200)).map { _ in Self.randomFloat(&rng) }
+                }
+                envelope.message = .verify(verify)
+            }
+            let bytes: [UInt8] = try envelope.serializedBytes()
+            let fast = try #require(bytes.withUnsafeBytes { HotPath.decode($0) }, "canonical bytes of \(envelope)")
+            #expect(try Self.same(fast, Envelope(serializedBytes: bytes)))
+        }
+    }
+
+    /// Equal, with NaN payloads compared by bit pattern.
+    static func same(_ a: Envelope, _ b: Envelope) throws -> Bool {
+        (try a.serializedBytes() as [UInt8]) == (try b.serializedBytes() as [UInt8]) && a.message?.name == b.message?.name
+    }
+
+    @Test func anythingOutsideTheCanonicalLayoutIsDecodedBySwiftProtobufOrNotAtAll() throws {
+        var rng = SplitMix64(state: 13)
+        var verify = Voxsync_V1_VerifyRequest()
+        verify.speakerID = "alice"
+        verify.probe.values = (0..<8).map { Float($0) / 8 }
+        let canonical: [UInt8] = try Envelope(requestID: 300, .verify(verify)).serializedBytes()
+        // Valid protobuf that is not canonical: fields reversed, an unknown field, floats
+        // not packed, an overlong varint. The hot path declines; SwiftProtobuf decodes them.
+        let reordered: [UInt8] = [0x72, 0x07, 0x0a, 0x05] + Array("alice".utf8) + [0x08, 0xac, 0x02]
+        let unknown: [UInt8] = canonical + [0x98, 0x06, 0x01]
+        let unpacked: [UInt8] = [0x08, 0x01, 0x72, 0x07, 0x12, 0x05, 0x0d, 0x00, 0x00, 0x80, 0x3f]
+        for bytes in [reordered, unknown, unpacked] {
+            #expect(bytes.withUnsafeBytes { HotPath.decode($0) } == nil)
+            _ = try Envelope(serializedBytes: bytes)
+        }
+        // Mutations of a canonical frame — flipped bytes, cut short, extended: whatever the hot
+        // path decodes, SwiftProtobuf decodes the same way.
+        var handled = 0
+        for _ in 0..<20_000 {
+            var bytes = canonical
+            switch rng.next() % 3 {
+            case 0: bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
+            case 1: bytes.removeLast(Int(rng.next() % UInt64(bytes.count)))
+            default: bytes.append(UInt8(truncatingIfNeeded: rng.next()))
+            }
+            guard let fast = bytes.withUnsafeBytes({ HotPath.decode($0) }) else { continue }
+            handled += 1
+            let reference = try #require(try? Envelope(serializedBytes: bytes), "hot path decoded bytes SwiftProtobuf refuses: \(bytes)")
+            #expect(try Self.same(fast, reference), "\(bytes)")
+        }
+        #expect(handled > 1000, "the mutations keep some frames canonical")
+        // Invalid UTF-8 in the speaker id: SwiftProtobuf refuses it, and so the hot path
+        // leaves it alone.
+        let badText: [UInt8] = [0x72, 0x04, 0x0a, 0x02, 0xc3, 0x28]
+        #expect(badText.withUnsafeBytes { HotPath.decode($0) } == nil)
+        #expect((try? Envelope(serializedBytes: badText)) == nil)
+    }
+}
