@@ -22,11 +22,15 @@ struct PingBenchmark: AsyncParsableCommand {
     @Option(help: "Requests per row (1000-10000000).")
     var requests: Int = 100_000
 
+    @Option(help: "Alternating rounds per client count; each row shows its median round (1-9).")
+    var rounds: Int = 3
+
     func validate() throws {
         guard (1000...10_000_000).contains(requests) else {
             throw ValidationError("--requests must be between 1000 and 10000000; got \(requests)")
         }
         _ = try clientCounts()
+        guard (1...9).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 9; got \(rounds)") }
     }
 
     private func clientCounts() throws -> [Int] {
@@ -40,7 +44,7 @@ struct PingBenchmark: AsyncParsableCommand {
     func run() async throws {
         let daemon = try DaemonProcess(executable: voxsyncd ?? DaemonProcess.siblingExecutable)
         defer { daemon.stop() }
-        var table = Table("server · client", "clients", "requests/s", "p50 µs", "p99 µs")
+        var measured = Rounds()
         // Pings framed once with request ids 1…1024 and sent in turn, as redis-benchmark
         // builds its command once.
         let pings = try VoxsyncFrameRingDialect.frames(Array(repeating: .ping(Ping()), count: 1024))
@@ -52,30 +56,28 @@ struct PingBenchmark: AsyncParsableCommand {
                     guard case .pong? = answer.message else { throw BenchError("expected a pong, got \(answer.message?.name ?? "nothing")") }
                 }
             }
-            let vox = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests) {
-                try VoxsyncFrameRingDialect(frames: pings, answer: .pong(Pong()))
-            }
-            table.add("voxsyncd · closed-loop client", "\(count)", format(Double(vox.samples.nanoseconds.count) / vox.seconds),
-                      format(vox.samples.percentileMicroseconds(50)), format(vox.samples.percentileMicroseconds(99)))
-            if let redisSocket {
-                let redis = try ClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) { RedisPingDialect() }
-                table.add("redis-server · the same closed-loop client (RESP PING)", "\(count)", format(Double(redis.samples.nanoseconds.count) / redis.seconds),
-                          format(redis.samples.percentileMicroseconds(50)), format(redis.samples.percentileMicroseconds(99)))
-            }
-
-            let library = try await viaVoxClient(socketPath: daemon.socketPath, clients: count)
-            table.add("voxsyncd · VoxClient (async API)", "\(count)", format(library.rps),
-                      format(library.samples.percentileMicroseconds(50)), format(library.samples.percentileMicroseconds(99)))
-
-            if let redisSocket {
-                let row = try RedisBenchmark(socketPath: redisSocket).run(test: "ping", clients: count, requests: requests)
-                table.add("redis-server · redis-benchmark PING_MBULK", "\(count)", format(row.requestsPerSecond),
-                          format(row.p50Microseconds), format(row.p99Microseconds))
+            for _ in 0..<rounds {
+                let vox = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests) {
+                    try VoxsyncFrameRingDialect(frames: pings, answer: .pong(Pong()))
+                }
+                measured.add("voxsyncd · closed-loop client", clients: count, samples: vox.samples, seconds: vox.seconds)
+                if let redisSocket {
+                    let redis = try ClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) { RedisPingDialect() }
+                    measured.add("redis-server · the same closed-loop client (RESP PING)", clients: count, samples: redis.samples, seconds: redis.seconds)
+                }
+                let library = try await viaVoxClient(socketPath: daemon.socketPath, clients: count)
+                measured.add("voxsyncd · VoxClient (async API)", clients: count, .init(
+                    requestsPerSecond: library.rps, p50: library.samples.percentileMicroseconds(50), p99: library.samples.percentileMicroseconds(99)))
+                if let redisSocket {
+                    let row = try RedisBenchmark(socketPath: redisSocket).run(test: "ping", clients: count, requests: requests)
+                    measured.add("redis-server · redis-benchmark PING_MBULK", clients: count, .init(
+                        requestsPerSecond: row.requestsPerSecond, p50: row.p50Microseconds, p99: row.p99Microseconds))
+                }
             }
         }
-        print("Ping round trip over a Unix socket (\(requests) requests per row, release build)")
+        print("Ping round trip over a Unix socket (\(requests) requests per round, release build; \(rounds) alternating rounds, median shown)")
         print()
-        print(table.render())
+        print(measured.table().render())
     }
 
     /// The same load through the public client library: one shared VoxClient, `clients` tasks

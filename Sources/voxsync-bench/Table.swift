@@ -67,3 +67,44 @@ struct StandardError: TextOutputStream {
     mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }
 }
 nonisolated(unsafe) var standardError = StandardError()
+
+/// Measurements taken in alternating rounds — each server·client pair once per round, in turn
+/// — so that this shared VM's slow spells (runs move by ±30 %) fall on all of them alike. The
+/// row shown for a pair is its median round by requests/s (with that round's percentiles);
+/// the last column lists every round.
+struct Rounds {
+    struct Measurement {
+        var requestsPerSecond: Double
+        var p50: Double
+        var p99: Double
+    }
+
+    private var order: [String] = []
+    private var measured: [String: [Measurement]] = [:]
+
+    /// A measurement of `label` (e.g. "redis-server · redis-benchmark") at `clients`.
+    mutating func add(_ label: String, clients: Int, _ measurement: Measurement) {
+        let key = "\(label)\t\(clients)"
+        if measured[key] == nil { order.append(key) }
+        measured[key, default: []].append(measurement)
+    }
+
+    mutating func add(_ label: String, clients: Int, samples: LatencySamples, seconds: Double) {
+        add(label, clients: clients, Measurement(
+            requestsPerSecond: Double(samples.nanoseconds.count) / seconds,
+            p50: samples.percentileMicroseconds(50), p99: samples.percentileMicroseconds(99)))
+    }
+
+    /// One row per pair, in the order first measured.
+    func table() -> Table {
+        var table = Table("server · client", "clients", "requests/s", "p50 µs", "p99 µs", "rounds (requests/s)")
+        for key in order {
+            let parts = key.split(separator: "\t").map(String.init)
+            let all = measured[key]!
+            let median = all.sorted { $0.requestsPerSecond < $1.requestsPerSecond }[all.count / 2]
+            table.add(parts[0], parts[1], format(median.requestsPerSecond), format(median.p50), format(median.p99),
+                      all.map { format($0.requestsPerSecond) }.joined(separator: ", "))
+        }
+        return table
+    }
+}

@@ -22,6 +22,9 @@ struct VerifyBenchmark: ParsableCommand {
     @Option(help: "Requests per row (1000-10000000).")
     var requests: Int = 100_000
 
+    @Option(help: "Alternating rounds per client count; each row shows its median round (1-9).")
+    var rounds: Int = 3
+
     @Option(help: "Enrolled speakers the verifies are spread over (1-1000000).")
     var speakers: Int = 1000
 
@@ -35,6 +38,7 @@ struct VerifyBenchmark: ParsableCommand {
         guard (1000...10_000_000).contains(requests) else {
             throw ValidationError("--requests must be between 1000 and 10000000; got \(requests)")
         }
+        guard (1...9).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 9; got \(rounds)") }
         guard (1...1_000_000).contains(speakers) else { throw ValidationError("--speakers must be between 1 and 1000000; got \(speakers)") }
         _ = try parseClientCounts(clients)
     }
@@ -52,30 +56,30 @@ struct VerifyBenchmark: ParsableCommand {
             _ = try ClosedLoopClient.run(socketPath: redisSocket, clients: 1, requests: 1) { RedisSetDialect(key: redisKey, value: value) }
         }
 
-        var table = Table("server · client", "clients", "requests/s", "p50 µs", "p99 µs")
+        var measured = Rounds()
         for count in try parseClientCounts(clients) {
             // Warm up both sides (page faults, allocator, branch predictors) before measuring,
             // decoding every answer of the warm-up: each must accept its speaker, from the cache.
             _ = try ClosedLoopClient.run(
                 socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000),
                 dialect: verifyDialects(probes, validate: Self.acceptedFromCache))
-            let vox = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: verifyDialects(probes))
-            table.add("voxsyncd verify · closed-loop client", "\(count)", format(Double(vox.samples.nanoseconds.count) / vox.seconds),
-                      format(vox.samples.percentileMicroseconds(50)), format(vox.samples.percentileMicroseconds(99)))
-            guard let redisSocket else { continue }
-            let redis = try ClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) {
-                RedisGetDialect(key: redisKey, valueSize: 4 * dimension)
+            for _ in 0..<rounds {
+                let vox = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: verifyDialects(probes))
+                measured.add("voxsyncd verify · closed-loop client", clients: count, samples: vox.samples, seconds: vox.seconds)
+                guard let redisSocket else { continue }
+                let redis = try ClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) {
+                    RedisGetDialect(key: redisKey, valueSize: 4 * dimension)
+                }
+                measured.add("redis-server GET 768 B · the same closed-loop client", clients: count, samples: redis.samples, seconds: redis.seconds)
+                let row = try RedisBenchmark(socketPath: redisSocket).run(test: "get", clients: count, requests: requests)
+                measured.add("redis-server GET 768 B · redis-benchmark -t get", clients: count, .init(
+                    requestsPerSecond: row.requestsPerSecond, p50: row.p50Microseconds, p99: row.p99Microseconds))
             }
-            table.add("redis-server GET 768 B · the same closed-loop client", "\(count)", format(Double(redis.samples.nanoseconds.count) / redis.seconds),
-                      format(redis.samples.percentileMicroseconds(50)), format(redis.samples.percentileMicroseconds(99)))
-            let row = try RedisBenchmark(socketPath: redisSocket).run(test: "get", clients: count, requests: requests)
-            table.add("redis-server GET 768 B · redis-benchmark -t get", "\(count)", format(row.requestsPerSecond),
-                      format(row.p50Microseconds), format(row.p99Microseconds))
         }
-        print("Verify round trip over a Unix socket (\(requests) requests per row, \(speakers) speakers × \(dimension) dims, release build;")
-        print("Redis serves GET of a \(4 * dimension)-byte value, the size of one embedding)")
+        print("Verify round trip over a Unix socket (\(requests) requests per round, \(speakers) speakers × \(dimension) dims, release build;")
+        print("Redis serves GET of a \(4 * dimension)-byte value, the size of one embedding; \(rounds) alternating rounds, median shown)")
         print()
-        print(table.render())
+        print(measured.table().render())
     }
 }
 
