@@ -192,7 +192,7 @@ let package = Package(
         .testTarget(name: "VoxWireTests", dependencies: ["VoxWire", "VoxTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "VoxCoreTests", dependencies: ["VoxCore"]),
         .testTarget(name: "VoxStoreTests", dependencies: ["VoxStore", "VoxCore"]),
-        .testTarget(name: "VoxPrefetchTests", dependencies: ["VoxPrefetch", "VoxCore"]),
+        .testTarget(name: "VoxPrefetchTests", dependencies: ["VoxPrefetch", "VoxCore", "VoxTestSupport"]),
         .testTarget(name: "VoxChaosTests", dependencies: ["VoxChaos"]),
         .testTarget(
             name: "VoxCacheTests",

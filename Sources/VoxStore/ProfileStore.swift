@@ -280,11 +280,10 @@ public final class ProfileStore {
         _ = try statement.step()
     }
 
-    /// The prepared statement for `sql`, ready to bind (reset by the caller after use, so that
-    /// no finished statement keeps a read snapshot open).
-    /// The prepared statement of a literal, prepared on first use. Keyed by the literal's
-    /// address, not its text: hashing the SQL on every call cost ~5 % of the store thread's
-    /// time during enrolls (five statements per write).
+    /// The prepared statement of a literal, ready to bind (reset by the caller after use, so
+    /// that no finished statement keeps a read snapshot open), prepared on first use. Keyed by
+    /// the literal's address, not its text: hashing the SQL on every call cost ~5 % of the
+    /// store thread's time during enrolls (five statements per write).
     private func cached(_ sql: StaticString) throws(StoreError) -> Statement {
         let key = UnsafeRawPointer(sql.utf8Start)
         if let statement = statements[key] { return statement }

@@ -141,6 +141,7 @@ enum HotPath {
         let tag: UInt8
         switch envelope.message {
         case .verifyOk(let answer)?:
+            if case .UNRECOGNIZED = answer.source { return nil }
             guard answer.unknownFields.data.isEmpty, case let source = answer.source.rawValue, (0..<128).contains(source) else { return nil }
             tag = verifyOKTag
             message.reserveCapacity(16)

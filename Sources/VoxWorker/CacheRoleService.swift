@@ -157,14 +157,15 @@ final class AccessEventBatcher: Sendable {
         switch next {
         case .nothing: break
         case .scheduleFlush: sender.loop.scheduleTask(in: .milliseconds(100)) { self.flush() }
-        case .send(let events): send(events)
+        case .send(let events):
+            // Never a socket write here: the cache service's lock is held.
+            sender.loop.execute { self.send(events) }
         }
     }
 
     private func flush() {
         let events: [Voxsync_V1_AccessEvent] = state.withLockedValue { state in
             state.flushScheduled = false
-            state.throttle.prune(now: WallClock.nowMilliseconds())
             defer { state.pending.removeAll(keepingCapacity: true) }
             return state.pending
         }

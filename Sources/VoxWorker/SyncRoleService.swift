@@ -110,11 +110,16 @@ final class SyncRoleService: WorkerRoleService {
                 }
                 var exported: ContinuousClock.Instant?
                 while !stopping.withLockedValue({ $0 }) {
-                    let delay = await parts.engine.cycle()
+                    var delay = await parts.engine.cycle()
                     // The figures include the outbox's size, a scan of it: at most once a
                     // second (the metrics are sent once a second), not once per nudge — with a
-                    // nudge per group commit and a long outbox that scan took both cores.
-                    if exported.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true {
+                    // nudge per group commit and a long outbox that scan took both cores. A
+                    // skipped export shortens the wait, so the figures are never staler than
+                    // about a second.
+                    let sinceExport = exported.map { ContinuousClock.now - $0 }
+                    if let sinceExport, sinceExport < .seconds(1) {
+                        delay = min(delay, .seconds(1) - sinceExport)
+                    } else {
                         await Self.export(parts.engine, to: registry)
                         exported = .now
                     }

@@ -252,8 +252,14 @@ enum ClosedLoopClient {
                 close(fd)
                 throw BenchError("cannot connect to \(socketPath): \(reason)")
             }
-            // One connection needs no epoll: block in recv, as a simple client would.
-            if clients > 1 { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+            // One connection needs no epoll: block in recv, as a simple client would (for at
+            // most 10 s, as the epoll wait).
+            if clients > 1 {
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            } else {
+                var limit = timeval(tv_sec: 10, tv_usec: 0)
+                _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            }
             var state = try dialect()
             let greeting = try state.greeting()
             // `requests` in all: the first `requests % clients` connections send one more.
@@ -296,8 +302,12 @@ enum ClosedLoopClient {
             for index in ready {
                 let connection = connections[index]
                 let n = chunk.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress, $0.count, 0) }
-                if n < 0 && errno == EAGAIN { continue }
-                guard n > 0 else { throw BenchError("the server closed a connection") }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && errno == EAGAIN {
+                    if clients == 1 { throw BenchError("no answer from the server for 10 s") }
+                    continue
+                }
+                guard n > 0 else { throw BenchError(n == 0 ? "the server closed a connection" : "recv failed: \(String(cString: strerror(errno)))") }
                 connection.inbound.writeBytes(chunk[0..<n])
                 let count = try connection.dialect.answers(in: &connection.inbound)
                 connection.inbound.discardReadBytes()
@@ -305,8 +315,10 @@ enum ClosedLoopClient {
                 if !connection.greeted {
                     connection.greeted = true  // the handshake's answer: not measured
                 } else {
+                    // One request is outstanding: more than one answer is a broken server.
+                    guard count == 1 else { throw BenchError("\(count) answers arrived for one request") }
                     samples.record(monotonicNanoseconds() - connection.sentAt)
-                    connection.answered += count
+                    connection.answered += 1
                 }
                 if connection.answered < connection.quota {
                     try connection.send(try connection.dialect.request())

@@ -22,7 +22,7 @@ struct PingBenchmark: AsyncParsableCommand {
     @Option(help: "Requests per row (1000-10000000).")
     var requests: Int = 100_000
 
-    @Option(help: "Alternating rounds per client count; each row shows its median round (1-9).")
+    @Option(help: "Alternating rounds per client count, odd; each row shows its median round (1-9).")
     var rounds: Int = 3
 
     func validate() throws {
@@ -30,7 +30,7 @@ struct PingBenchmark: AsyncParsableCommand {
             throw ValidationError("--requests must be between 1000 and 10000000; got \(requests)")
         }
         _ = try clientCounts()
-        guard (1...9).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 9; got \(rounds)") }
+        guard (1...9).contains(rounds), rounds % 2 == 1 else { throw ValidationError("--rounds must be odd (a median round) and between 1 and 9; got \(rounds)") }
     }
 
     private func clientCounts() throws -> [Int] {

@@ -22,7 +22,7 @@ struct VerifyBenchmark: ParsableCommand {
     @Option(help: "Requests per row (1000-10000000).")
     var requests: Int = 100_000
 
-    @Option(help: "Alternating rounds per client count; each row shows its median round (1-9).")
+    @Option(help: "Alternating rounds per client count, odd; each row shows its median round (1-9).")
     var rounds: Int = 3
 
     @Option(help: "Enrolled speakers the verifies are spread over (1-1000000).")
@@ -38,7 +38,7 @@ struct VerifyBenchmark: ParsableCommand {
         guard (1000...10_000_000).contains(requests) else {
             throw ValidationError("--requests must be between 1000 and 10000000; got \(requests)")
         }
-        guard (1...9).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 9; got \(rounds)") }
+        guard (1...9).contains(rounds), rounds % 2 == 1 else { throw ValidationError("--rounds must be odd (a median round) and between 1 and 9; got \(rounds)") }
         guard (1...1_000_000).contains(speakers) else { throw ValidationError("--speakers must be between 1 and 1000000; got \(speakers)") }
         _ = try parseClientCounts(clients)
     }

@@ -24,6 +24,13 @@ import VoxCore
         #expect(sent == [true, true, false])
     }
 
+    @Test func theMapPrunesItselfAsItGrows() {
+        var throttle = AccessEventThrottle(gapMilliseconds: 1000)
+        // 10 000 speakers, one new one every millisecond: only the last second's are live.
+        for index in 0..<10_000 { _ = throttle.shouldSend("speaker-\(index)", at: 1_000_000 + Int64(index)) }
+        #expect(throttle.count <= 2048, "bounded by twice the live windows: \(throttle.count)")
+    }
+
     @Test func pruningKeepsOnlyOpenWindows() {
         var throttle = AccessEventThrottle(gapMilliseconds: 1000)
         for index in 0..<1000 { _ = throttle.shouldSend("speaker-\(index)", at: 1_000 + Int64(index)) }

@@ -1,3 +1,4 @@
+import VoxTestSupport
 import Testing
 import VoxCore
 @testable import VoxPrefetch

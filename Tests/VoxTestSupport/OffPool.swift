@@ -4,7 +4,7 @@ import Foundation
 /// On two cores Swift's cooperative pool has two threads; holding them starves the
 /// timing-sensitive transport tests that run beside these (a 5 s request timeout fired in CI).
 /// Assertions stay in the test: `body` only computes.
-func offCooperativePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+public func offCooperativePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
         Thread { continuation.resume(returning: body()) }.start()
     }
