@@ -185,24 +185,6 @@ struct AnswerScanner {
     }
 }
 
-/// Redis's PING in RESP, answered `+PONG`.
-struct RedisPingDialect: BenchDialect {
-    private static let ping = Array("*1\r\n$4\r\nPING\r\n".utf8)
-    private static let pong = Array("+PONG\r\n".utf8)
-
-    mutating func greeting() throws -> [UInt8]? { nil }
-    mutating func request() throws -> [UInt8] { Self.ping }
-
-    mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
-        var count = 0
-        while buffer.readableBytes >= Self.pong.count {
-            guard buffer.readBytes(length: Self.pong.count) == Self.pong else { throw BenchError("unexpected Redis answer") }
-            count += 1
-        }
-        return count
-    }
-}
-
 /// A benchmark client built like redis-benchmark: one thread; N non-blocking connections in
 /// one epoll set (a single connection simply blocks in recv); each connection sends a request,
 /// waits for its answer, sends the next. No framework, no futures: it measures the server,
@@ -362,22 +344,30 @@ struct RedisGetDialect: BenchDialect {
     }
 }
 
-/// Redis's SET of one key, answered `+OK`; sent once to give GET its value.
-struct RedisSetDialect: BenchDialect {
-    private let bytes: [UInt8]
-    private static let ok = Array("+OK\r\n".utf8)
+/// A Redis command whose reply is always the same status line: PING (`+PONG`) for the ping
+/// benchmark, SET (`+OK`) sent once to give GET its value.
+struct RedisFixedReplyDialect: BenchDialect {
+    private let command: [UInt8]
+    private let reply: [UInt8]
 
-    init(key: String, value: [UInt8]) {
-        bytes = Array("*3\r\n$3\r\nSET\r\n$\(key.utf8.count)\r\n\(key)\r\n$\(value.count)\r\n".utf8) + value + Array("\r\n".utf8)
+    static func ping() -> Self {
+        Self(command: Array("*1\r\n$4\r\nPING\r\n".utf8), reply: Array("+PONG\r\n".utf8))
+    }
+
+    static func set(key: String, value: [UInt8]) -> Self {
+        Self(command: Array("*3\r\n$3\r\nSET\r\n$\(key.utf8.count)\r\n\(key)\r\n$\(value.count)\r\n".utf8) + value + Array("\r\n".utf8),
+             reply: Array("+OK\r\n".utf8))
     }
 
     mutating func greeting() throws -> [UInt8]? { nil }
-    mutating func request() throws -> [UInt8] { bytes }
+    mutating func request() throws -> [UInt8] { command }
 
     mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
         var count = 0
-        while buffer.readableBytes >= Self.ok.count {
-            guard buffer.readBytes(length: Self.ok.count) == Self.ok else { throw BenchError("unexpected Redis answer to SET") }
+        while buffer.readableBytes >= reply.count {
+            guard buffer.readBytes(length: reply.count) == reply else {
+                throw BenchError("unexpected Redis answer (expected \(String(decoding: reply.dropLast(2), as: UTF8.self)))")
+            }
             count += 1
         }
         return count

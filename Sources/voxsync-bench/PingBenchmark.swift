@@ -62,7 +62,7 @@ struct PingBenchmark: AsyncParsableCommand {
                 }
                 measured.add("voxsyncd · closed-loop client", clients: count, samples: vox.samples, seconds: vox.seconds)
                 if let redisSocket {
-                    let redis = try ClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) { RedisPingDialect() }
+                    let redis = try ClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) { RedisFixedReplyDialect.ping() }
                     measured.add("redis-server · the same closed-loop client (RESP PING)", clients: count, samples: redis.samples, seconds: redis.seconds)
                 }
                 let library = try await viaVoxClient(socketPath: daemon.socketPath, clients: count)

@@ -53,7 +53,7 @@ struct VerifyBenchmark: ParsableCommand {
         let redisKey = "key:__rand_int__"  // the key redis-benchmark's GET reads when run without -r
         if let redisSocket {
             let value = [UInt8](repeating: UInt8(ascii: "x"), count: 4 * dimension)
-            _ = try ClosedLoopClient.run(socketPath: redisSocket, clients: 1, requests: 1) { RedisSetDialect(key: redisKey, value: value) }
+            _ = try ClosedLoopClient.run(socketPath: redisSocket, clients: 1, requests: 1) { RedisFixedReplyDialect.set(key: redisKey, value: value) }
         }
 
         var measured = Rounds()
