@@ -106,8 +106,8 @@ private struct InternalResponder: ServerResponder {
 }
 
 /// Batches access events for the prefetch worker: at most one per speaker per second
-/// (`AccessEventThrottle`), sent every 100 ms or at 256 events, whichever comes first; at most
-/// 4096 wait, the rest are dropped and counted.
+/// (`AccessEventThrottle`), sent every 100 ms or at 256 events, whichever comes first (so at
+/// most 256 wait; beyond that the `PeerSender`'s queue bounds and counts what it drops).
 ///
 /// Called from every event loop of the cache worker (each answers its own connections), so
 /// its state is behind a lock of its own; it never calls back into the cache service, whose
@@ -116,31 +116,22 @@ final class AccessEventBatcher: Sendable {
     private let sender: PeerSender
     private let state = NIOLockedValueBox(State())
     private static let batch = 256
-    private static let limit = 4096
 
     private struct State {
         var throttle = AccessEventThrottle()
         var pending: [Voxsync_V1_AccessEvent] = []
         var flushScheduled = false
-        var dropped: UInt64 = 0
     }
 
     init(sender: PeerSender) {
         self.sender = sender
     }
 
-    /// Events dropped because too many waited.
-    var dropped: UInt64 { state.withLockedValue { $0.dropped } }
-
     func record(_ speakerID: String, hit: Bool) {
         let now = WallClock.nowMilliseconds()
         enum Next { case nothing, scheduleFlush, send([Voxsync_V1_AccessEvent]) }
         let next: Next = state.withLockedValue { state in
             guard state.throttle.shouldSend(speakerID, at: now) else { return .nothing }
-            guard state.pending.count < Self.limit else {
-                state.dropped += 1
-                return .nothing
-            }
             var event = Voxsync_V1_AccessEvent()
             event.speakerID = speakerID
             event.atUnixMs = now

@@ -108,23 +108,14 @@ final class SyncRoleService: WorkerRoleService {
                 if let remote = parts.remote {
                     group.addTask { await remote.run() }
                 }
-                var exported: ContinuousClock.Instant?
+                // Figures at most once a second (as often as the metrics are sent), not once
+                // per nudge: see `ExportPacing`.
+                var pacing = ExportPacing<ContinuousClock.Instant>()
                 while !stopping.withLockedValue({ $0 }) {
-                    var delay = await parts.engine.cycle()
-                    // The figures include the outbox's size, a scan of it: at most once a
-                    // second (the metrics are sent once a second), not once per nudge — with a
-                    // nudge per group commit and a long outbox that scan took both cores. A
-                    // skipped export shortens the wait, so the figures are never staler than
-                    // about a second.
-                    let sinceExport = exported.map { ContinuousClock.now - $0 }
-                    if let sinceExport, sinceExport < .seconds(1) {
-                        delay = min(delay, .seconds(1) - sinceExport)
-                    } else {
-                        await Self.export(parts.engine, to: registry)
-                        exported = .now
-                    }
+                    let next = pacing.afterCycle(at: .now, delay: await parts.engine.cycle())
+                    if next.export { await Self.export(parts.engine, to: registry) }
                     if stopping.withLockedValue({ $0 }) { break }
-                    await parts.wakeup.wait(upTo: delay)
+                    await parts.wakeup.wait(upTo: next.wait)
                 }
                 // Push what is queued within a bound; the rest waits in the outbox for next time.
                 let report = await parts.engine.drain(until: .now + deadline)
