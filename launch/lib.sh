@@ -90,11 +90,26 @@ as_postgres() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# start_postgres DIR : the tests' shared throwaway cluster in DIR/pg on a random port.
+# unused_port : prints a TCP port nothing uses on this machine right now, below the kernel's
+# ephemeral range (from 32768): a port inside it can be taken at any moment by an outgoing
+# connection, so a server restarted on it (the tests stop and start PostgreSQL) may find it gone.
+unused_port() {
+  local port tries=0
+  while :; do
+    port=$(( 20000 + RANDOM % 12000 ))
+    if ! command -v ss >/dev/null 2>&1 || [ -z "$(ss -Htan "sport = :$port" 2>/dev/null)" ]; then
+      echo "$port"; return 0
+    fi
+    tries=$(( tries + 1 ))
+    [ "$tries" -lt 200 ] || die "no unused TCP port found in 20000-31999"
+  done
+}
+
+# start_postgres DIR : the tests' shared throwaway cluster in DIR/pg on an unused port.
 # Sets POSTGRES_URL and POSTGRES_DIR.
 start_postgres() {
   local dir="$1/pg" port
-  port=$(( 20000 + RANDOM % 20000 ))
+  port=$(unused_port)
   chmod 755 "$1"  # mktemp made it 0700; the postgres user must reach DIR/pg
   init_postgres_cluster "$dir"
   start_postgres_cluster "$dir" "$port"

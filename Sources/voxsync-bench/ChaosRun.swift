@@ -79,7 +79,7 @@ final class ChaosRun: Sendable {
         if let admin = settings.postgresURL {
             remoteURL = try await PostgresAdmin.createDatabase(on: admin, prefix: "voxsync_chaos_", logger: logger)
         }
-        let metricsPort = try freeTCPPort()
+        guard let metricsPort = LoopbackPort.unused() else { throw BenchError("no unused TCP port on 127.0.0.1 for the metrics endpoint") }
         var daemonSettings = [
             "log_level=warning", "heartbeat_interval_ms=100", "heartbeat_timeout_ms=\(settings.heartbeatTimeoutMs)",
             // Every kill should meet a worker whose backoff starts over, and none should be
@@ -197,22 +197,5 @@ final class ChaosRun: Sendable {
             FileHandle.standardError.write(Data((terminal ? "\r\u{1B}[K" + line : line + "\n").utf8))
         }
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
-
-    /// A TCP port on 127.0.0.1 nobody listens on right now (the kernel's pick).
-    private func freeTCPPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw BenchError("cannot pick a port for the metrics endpoint: \(String(cString: strerror(errno)))") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -5,6 +5,7 @@ import FoundationNetworking
 import Testing
 import VoxClient
 import VoxCore
+import VoxTransport
 import VoxWire
 
 #if canImport(Glibc)
@@ -14,9 +15,7 @@ import Glibc
 /// The metrics worker end to end: real supervisor and workers, scraped over HTTP.
 extension ServiceTests {
     @Suite(.serialized) struct MetricsIntegrationTests {
-        static func freePort() -> Int { Int.random(in: 20_000..<40_000) }
-
-        static func scrape(_ port: Int, path: String = "/metrics", accept: String? = nil) async throws -> (status: Int, body: String, contentType: String) {
+                static func scrape(_ port: Int, path: String = "/metrics", accept: String? = nil) async throws -> (status: Int, body: String, contentType: String) {
             var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
             if let accept { request.setValue(accept, forHTTPHeaderField: "Accept") }
             let (data, response) = try await URLSession.shared.data(for: request)
@@ -47,7 +46,7 @@ extension ServiceTests {
         }
 
         @Test func scrapedCountersEqualWhatWasDoneAndSurviveAMetricsWorkerKill() async throws {
-            let port = Self.freePort()
+            let port = try #require(LoopbackPort.unused())
             let service = try await ServiceProcess.started(settings: ["metrics_address=127.0.0.1:\(port)", "metrics_namespace=jarvis"])
             defer { service.cleanUp() }
             let client = service.client()

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VoxClient
 import VoxCore
+import VoxTransport
 @testable import VoxMetrics
 import VoxWire
 
@@ -120,7 +121,7 @@ extension ServiceTests {
             let redis = try PrivateRedis()
             defer { redis.destroy() }
             try await redis.start()
-            let port = Int.random(in: 20_000..<40_000)
+            let port = try #require(LoopbackPort.unused())
             let service = try await ServiceProcess.started(settings: ["redis_url=unix://\(redis.socket)", "metrics_address=127.0.0.1:\(port)"])
             defer { service.cleanUp() }
             let instance = try Self.instanceID(service)

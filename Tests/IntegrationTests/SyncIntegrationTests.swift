@@ -5,6 +5,7 @@ import VoxCore
 import VoxStore
 import VoxSync
 import VoxTestSupport
+import VoxTransport
 import VoxWire
 
 #if canImport(Glibc)
@@ -199,12 +200,14 @@ final class PrivatePostgres: @unchecked Sendable {
     /// `<parent>/pg`: the parent is made searchable for the postgres user, never /tmp itself.
     let parent = "/tmp/vxpg-" + String(UUID().uuidString.prefix(8))
     var directory: String { parent + "/pg" }
-    let port = Int.random(in: 41_000..<49_000)
+    let port: Int
     let url: PostgresURL
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("launch/test-postgres").path
 
     init() throws {
+        guard let port = LoopbackPort.unused() else { throw IntegrationError("no unused TCP port on 127.0.0.1 for PostgreSQL") }
+        self.port = port
         url = try PostgresURL(parsing: "postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable")
         try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
     }
