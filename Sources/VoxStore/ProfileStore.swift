@@ -61,10 +61,11 @@ public final class ProfileStore {
         try putBatch([(profile, expectedVersion)], now: now)[0].get()
     }
 
-    /// Group commit: stores every write in one transaction (one fsync), each inside its own
-    /// savepoint so that a write refused for its own reasons (invalid, conflict) leaves the
-    /// others in. Returns one result per write, in order. If the transaction itself cannot
-    /// commit, it throws and none of the writes happened.
+    /// Group commit: stores every write in one transaction (one fsync). A write refused for
+    /// its own reasons leaves the others in: an invalid one is refused before the transaction,
+    /// and a conditional one runs inside a savepoint, rolled back on a conflict. Returns one
+    /// result per write, in order. If the transaction itself cannot commit, or the database
+    /// fails an unconditional write, it throws and none of the writes happened.
     public func putBatch(_ writes: [(profile: ProfileRecord, expectedVersion: UInt64?)], now: Int64) throws(StoreError) -> [Result<ProfileRecord, StoreError>] {
         var results: [Result<ProfileRecord, StoreError>?] = writes.map { write -> Result<ProfileRecord, StoreError>? in
             do throws(ProfileRules.Violation) {
@@ -77,6 +78,13 @@ public final class ProfileStore {
         guard results.contains(where: { $0 == nil }) else { return results.map { $0! } }
         try database.transaction { () throws(StoreError) in
             for (index, write) in writes.enumerated() where results[index] == nil {
+                guard write.expectedVersion != nil else {
+                    // Nothing of its own can refuse an unconditional write that passed the
+                    // rules, so it needs no savepoint (two statements less per write): an
+                    // error here is the database's and fails the whole transaction.
+                    results[index] = .success(try writeNewVersion(of: write.profile, deleted: false, now: now))
+                    continue
+                }
                 try run("SAVEPOINT one_write")
                 do throws(StoreError) {
                     if let expected = write.expectedVersion {

@@ -37,6 +37,46 @@ enum Schema {
         CREATE TABLE sync_state (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
         CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
         """,
+        // 2: profiles in a rowid table with a unique index on the speaker id, instead of a
+        // WITHOUT ROWID table keyed by it. A row is ~850 bytes (the embedding alone is 768),
+        // so a WITHOUT ROWID leaf held about four, half-full after the splits of appends
+        // (SQLite balances index b-trees without its append fast path): a group commit of 32
+        // new speakers dirtied ~30 pages. A rowid table packs them into ~8 appended pages and
+        // the index, ~25 bytes an entry, into one or two. The outbox loses AUTOINCREMENT (a
+        // sqlite_sequence update per write): its ids only order rows and bound the deletes of
+        // the rows a push covered, and a reused id is only ever higher than any row left.
+        """
+        CREATE TABLE profiles_new (
+            speaker_id   TEXT NOT NULL UNIQUE,
+            embedding    BLOB NOT NULL,
+            samples      BLOB NOT NULL DEFAULT x'',
+            threshold    REAL NOT NULL DEFAULT 0,
+            metadata     TEXT NOT NULL DEFAULT '',
+            version      INTEGER NOT NULL,
+            origin       TEXT NOT NULL,
+            updated_at   INTEGER NOT NULL,
+            deleted      INTEGER NOT NULL DEFAULT 0,
+            last_access  INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT INTO profiles_new (speaker_id, embedding, samples, threshold, metadata, version, origin, updated_at, deleted, last_access)
+            SELECT speaker_id, embedding, samples, threshold, metadata, version, origin, updated_at, deleted, last_access
+            FROM profiles ORDER BY speaker_id;
+        DROP TABLE profiles;
+        ALTER TABLE profiles_new RENAME TO profiles;
+        CREATE TABLE outbox_new (
+            id           INTEGER PRIMARY KEY,
+            speaker_id   TEXT NOT NULL,
+            version      INTEGER NOT NULL,
+            enqueued_at  INTEGER NOT NULL,
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL DEFAULT 0,
+            last_error   TEXT NOT NULL DEFAULT ''
+        );
+        INSERT INTO outbox_new SELECT id, speaker_id, version, enqueued_at, attempts, next_attempt_at, last_error FROM outbox;
+        DROP TABLE outbox;
+        ALTER TABLE outbox_new RENAME TO outbox;
+        CREATE INDEX outbox_speaker ON outbox(speaker_id);
+        """,
     ]
 
     static var currentVersion: Int64 { Int64(migrations.count) }

@@ -9,6 +9,6 @@ struct VoxsyncBench: AsyncParsableCommand {
         abstract: "Measure voxsync against reference tools.",
         subcommands: [
             FramesBenchmark.self, PingBenchmark.self, VerifyBenchmark.self, IdentifyBenchmark.self,
-            EnrollBenchmark.self, RestartBenchmark.self, SyncBenchmark.self, PrefetchBenchmark.self, ChaosBenchmark.self,
+            EnrollBenchmark.self, StoreBenchmark.self, RestartBenchmark.self, SyncBenchmark.self, PrefetchBenchmark.self, ChaosBenchmark.self,
         ])
 }

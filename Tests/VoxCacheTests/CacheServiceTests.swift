@@ -258,6 +258,46 @@ import VoxWire
         }
     }
 
+    /// Group commit hands the next batch to the store before it answers the last one, so
+    /// batches overlap on the loop: every writer must still read its own write (or a newer
+    /// one) right after its answer, and the cache must end with the newest version.
+    @Test(.timeLimit(.minutes(2))) func overlappingBatchesOfOneSpeakerLeaveTheNewestVersionReadable() async throws {
+        try await withService(capacity: 16) { service in
+            let writers = 16, rounds = 20
+            let acknowledged = try await withThrowingTaskGroup(of: [(version: UInt64, writer: Int)].self) { group in
+                for writer in 0..<writers {
+                    group.addTask {
+                        var mine: [(version: UInt64, writer: Int)] = []
+                        for _ in 0..<rounds {
+                            var put = Voxsync_V1_PutRequest()
+                            put.profile.speakerID = "shared"
+                            put.profile.embedding.values = Self.vector(writer)
+                            guard case .putOk(let written) = try await self.send(service, .put(put)) else { throw CacheTestError("put by \(writer)") }
+                            var get = Voxsync_V1_GetRequest()
+                            get.speakerID = "shared"
+                            guard case .getOk(let read) = try await self.send(service, .get(get)) else { throw CacheTestError("get by \(writer)") }
+                            guard read.profile.version >= written.version else {
+                                throw CacheTestError("writer \(writer) wrote version \(written.version) and then read \(read.profile.version)")
+                            }
+                            mine.append((written.version, writer))
+                        }
+                        return mine
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(acknowledged.count == writers * rounds)
+            #expect(Set(acknowledged.map(\.version)).count == acknowledged.count, "every write has a version of its own")
+            let newest = try #require(acknowledged.max { $0.version < $1.version })
+            var get = Voxsync_V1_GetRequest()
+            get.speakerID = "shared"
+            guard case .getOk(let read) = try await send(service, .get(get)) else { throw CacheTestError("final get") }
+            #expect(read.source == .cache)
+            #expect(read.profile.version == newest.version)
+            #expect(read.profile.embedding.values == Self.vector(newest.writer), "the newest write's embedding, not an older batch's")
+        }
+    }
+
     @Test func aCachedProfileComesBackWholeAndScoresAsTheMeanCosine() async throws {
         let samples = [Self.vector(50), Self.vector(51).map { $0 * 3 }]
         try await withService(capacity: 10) { service in

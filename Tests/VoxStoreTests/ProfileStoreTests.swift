@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import VoxCore
-import VoxStore
+@testable import VoxStore
 
 @Suite struct ProfileStoreTests {
     let path = NSTemporaryDirectory() + "voxsync-store-\(UUID().uuidString).sqlite"
@@ -164,6 +164,37 @@ import VoxStore
             try store.put(ProfileRecord(speakerID: id, embedding: [1, 0, 0, 0]), now: 1)
         }
         #expect(try store.list(prefix: "ab", limit: 10) == ["ab", "abc", "abd", "ab\u{10FFFF}"])
+    }
+
+    /// A store made by the first schema (profiles WITHOUT ROWID, outbox AUTOINCREMENT) opens
+    /// under the current one with every row, tombstone, access time and outbox row intact,
+    /// and takes new writes with versions and outbox ids above the old ones.
+    @Test func aStoreOfTheFirstSchemaIsMigratedWithEveryRowKept() throws {
+        let old = try SQLiteDatabase(path: path)
+        try Schema.migrate(old, migrations: Array(Schema.migrations.prefix(1)))
+        #expect(try old.integer("PRAGMA user_version") == 1)
+        try old.execute("""
+            INSERT INTO meta VALUES ('embedding_dimension', '4'), ('embedding_model', 'test-model');
+            INSERT INTO profiles (speaker_id, embedding, samples, threshold, metadata, version, origin, updated_at, deleted, last_access)
+            VALUES ('alice', x'0000803F000000000000000000000000', x'', 0.3, 'm', 100, 'instance-a', 10, 0, 55),
+                   ('bob', x'000000000000803F0000000000000000', x'', 0, '', 200, 'instance-b', 20, 1, 0);
+            INSERT INTO outbox (speaker_id, version, enqueued_at) VALUES ('alice', 100, 10), ('bob', 200, 20);
+            """)
+        let store = try open()
+        let migrated = try SQLiteDatabase(path: path)
+        #expect(try migrated.integer("PRAGMA user_version") == Schema.currentVersion)
+        #expect(try migrated.integer("SELECT count(*) FROM sqlite_master WHERE name = 'profiles' AND sql LIKE '%WITHOUT ROWID%'") == 0)
+        #expect(try migrated.integer("SELECT count(*) FROM sqlite_master WHERE name = 'profiles_new' OR name = 'outbox_new'") == 0)
+        #expect(try store.get("alice")?.embedding == [1, 0, 0, 0])
+        #expect(try store.get("alice")?.version == 100 && store.get("alice")?.metadata == "m")
+        #expect(try store.get("bob") == nil, "a tombstone stays a tombstone")
+        #expect(try store.lastAccess(of: "alice") == 55)
+        #expect(try migrated.integer("SELECT group_concat(id || ':' || speaker_id, ',') = '1:alice,2:bob' FROM outbox") == 1)
+
+        let written = try store.put(ProfileRecord(speakerID: "bob", embedding: [0, 0, 1, 0]), now: 30)
+        #expect(written.version > 200, "the clock starts above the migrated versions")
+        #expect(try migrated.integer("SELECT max(id) FROM outbox WHERE speaker_id = 'bob'") == 3)
+        #expect(try store.list(prefix: "", limit: 10) == ["alice", "bob"])
     }
 
     @Test func aNewerSchemaIsRefused() throws {

@@ -33,7 +33,7 @@ import VoxWire
         return .invalidate(message)
     }
 
-    static func serve(_ path: String, _ recorder: Recorder) async throws -> UnixSocketServer {
+    static func serve(_ path: String, _ recorder: some ServerResponder) async throws -> UnixSocketServer {
         var configuration = ServerConfiguration()
         configuration.acceptsInternalMessages = true
         return try await UnixSocketServer.bind(path: path, identity: testIdentity, configuration: configuration, responder: recorder)
@@ -45,6 +45,55 @@ import VoxWire
             try await Task.sleep(for: .milliseconds(10))
         }
         Issue.record("timed out waiting for \(what)")
+    }
+
+    /// Records what arrives and holds every answer until `release()`: a slow peer.
+    final class HoldingRecorder: ServerResponder {
+        private let state = NIOLockedValueBox<(messages: [Envelope.OneOf_Message], held: [EventLoopPromise<Envelope.OneOf_Message>])>(([], []))
+        var messages: [Envelope.OneOf_Message] { state.withLockedValue { $0.messages } }
+
+        func respond(to request: Envelope.OneOf_Message, connection: ConnectionInfo) -> ServerResponse {
+            let promise = connection.eventLoop.makePromise(of: Envelope.OneOf_Message.self)
+            state.withLockedValue {
+                $0.messages.append(request)
+                $0.held.append(promise)
+            }
+            return .later(promise.futureResult)
+        }
+
+        func release() {
+            let held = state.withLockedValue { state in
+                defer { state.held = [] }
+                return state.held
+            }
+            for promise in held { promise.succeed(.ack(Ack())) }
+        }
+    }
+
+    @Test func whileANudgeIsOnItsWayFurtherNudgesBecomeOneSentAfterItsAnswer() async throws {
+        let path = temporarySocketPath()
+        let recorder = HoldingRecorder()
+        let server = try await Self.serve(path, recorder)
+        let sender = PeerSender(path: path, clientName: "test", loop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test"))
+        defer { sender.close() }
+        sender.send(.outboxNudge(.init()), policy: .coalesce)
+        try await Self.waitFor("the first nudge") { recorder.messages.count == 1 }
+        // The peer has not answered: these may announce something it has not seen yet.
+        for _ in 0..<100 { sender.send(.outboxNudge(.init()), policy: .coalesce) }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(recorder.messages.count == 1, "nothing more goes while the first is unanswered")
+        recorder.release()
+        try await Self.waitFor("the owed nudge") { recorder.messages.count == 2 }
+        recorder.release()
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(recorder.messages.count == 2, "one owed nudge stands for the hundred")
+        #expect(try await sender.counters().get() == (delivered: 2, dropped: 0))
+
+        // Nothing owed any more: the next nudge goes at once.
+        sender.send(.outboxNudge(.init()), policy: .coalesce)
+        try await Self.waitFor("a later nudge") { recorder.messages.count == 3 }
+        recorder.release()
+        await server.shutdown()
     }
 
     @Test func messagesSentWhileThePeerIsDownArriveWhenItComesUp() async throws {
