@@ -39,6 +39,14 @@ import VoxWire
         return try await UnixSocketServer.bind(path: path, identity: testIdentity, configuration: configuration, responder: recorder)
     }
 
+    static func waitForDelivered(_ count: UInt64, _ sender: PeerSender) async throws {
+        for _ in 0..<500 {
+            if try await sender.counters().get().delivered >= count { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("timed out waiting for \(count) delivered messages")
+    }
+
     static func waitFor(_ what: String, _ condition: () -> Bool) async throws {
         for _ in 0..<500 {
             if condition() { return }
@@ -80,19 +88,23 @@ import VoxWire
         try await Self.waitFor("the first nudge") { recorder.messages.count == 1 }
         // The peer has not answered: these may announce something it has not seen yet.
         for _ in 0..<100 { sender.send(.outboxNudge(.init()), policy: .coalesce) }
+        // `send` hops to the sender's loop; `counters` runs there after all of them.
+        _ = try await sender.counters().get()
         try await Task.sleep(for: .milliseconds(50))
         #expect(recorder.messages.count == 1, "nothing more goes while the first is unanswered")
         recorder.release()
         try await Self.waitFor("the owed nudge") { recorder.messages.count == 2 }
         recorder.release()
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(recorder.messages.count == 2, "one owed nudge stands for the hundred")
+        try await Self.waitForDelivered(2, sender)
         #expect(try await sender.counters().get() == (delivered: 2, dropped: 0))
+        #expect(recorder.messages.count == 2, "one owed nudge stands for the hundred")
 
         // Nothing owed any more: the next nudge goes at once.
         sender.send(.outboxNudge(.init()), policy: .coalesce)
         try await Self.waitFor("a later nudge") { recorder.messages.count == 3 }
         recorder.release()
+        try await Self.waitForDelivered(3, sender)
+        #expect(try await sender.counters().get() == (delivered: 3, dropped: 0))
         await server.shutdown()
     }
 
