@@ -25,10 +25,7 @@ public final class PeerSender: @unchecked Sendable {
     private let maxInFlight = 16
 
     private var queue = CircularBuffer<Queued>()
-    /// A message sent with `.coalesce` is on its way (sent, its answer not back yet)…
-    private var coalescedInFlight = false
-    /// …and one more asked to be sent meanwhile: it goes when that answer is back.
-    private var coalescedOwed: Envelope.OneOf_Message?
+    private var coalescing = CoalescedSend<Envelope.OneOf_Message>()
 
     private struct Queued {
         var message: Envelope.OneOf_Message
@@ -60,12 +57,8 @@ public final class PeerSender: @unchecked Sendable {
     public enum QueuePolicy: Sendable {
         /// At the end; dropped (and counted) when the queue is full.
         case append
-        /// Not at all while another message waits to go out: a nudge says "look", once is
-        /// enough. While one is on its way, at most one more is kept, sent when the peer has
-        /// answered the first: the peer may have looked before what this one announces
-        /// happened, but not before its answer. So a peer is nudged at most once per round
-        /// trip, however often this side calls — one nudge per group commit used to cost the
-        /// cache worker ~100 µs of its loop and the sync worker a cycle each.
+        /// Not while another message waits to go out, and while one of these is on its way
+        /// at most one more, sent when the peer has answered: see `CoalescedSend`.
         case coalesce
         /// In place of whatever waits: a cumulative snapshot makes the older ones useless.
         case replace
@@ -85,7 +78,7 @@ public final class PeerSender: @unchecked Sendable {
         loop.execute {
             self.closed = true
             self.queue.removeAll()
-            self.coalescedOwed = nil
+            self.coalescing.reset()
             self.connection?.close()
             self.connection = nil
         }
@@ -100,12 +93,7 @@ public final class PeerSender: @unchecked Sendable {
         guard !closed else { return }
         switch policy {
         case .append: break
-        case .coalesce:
-            if !queue.isEmpty { return }
-            if coalescedInFlight {
-                coalescedOwed = message
-                return
-            }
+        case .coalesce: guard coalescing.asked(message, queued: !queue.isEmpty) else { return }
         case .replace: queue.removeAll(keepingCapacity: true)
         }
         guard queue.count < capacity else {
@@ -132,7 +120,7 @@ public final class PeerSender: @unchecked Sendable {
         while inFlight < maxInFlight, let item = queue.popFirst() {
             let message = item.message
             inFlight += 1
-            if item.coalesced { coalescedInFlight = true }
+            if item.coalesced { coalescing.sent() }
             connection.send(message, timeout: .seconds(5)).hop(to: loop).whenComplete { result in
                 self.inFlight -= 1
                 switch result {
@@ -151,12 +139,8 @@ public final class PeerSender: @unchecked Sendable {
                     self.lostSomething = true
                     if self.connection === connection { self.connection = nil }
                 }
-                if item.coalesced {
-                    self.coalescedInFlight = false
-                    if let owed = self.coalescedOwed {
-                        self.coalescedOwed = nil
-                        self.enqueue(owed, policy: .coalesce)
-                    }
+                if item.coalesced, let owed = self.coalescing.answered() {
+                    self.enqueue(owed, policy: .coalesce)
                 }
                 if !self.queue.isEmpty || self.lostSomething { self.pump() }
             }
