@@ -78,7 +78,7 @@ public final class ProfileStore {
         guard results.contains(where: { $0 == nil }) else { return results.map { $0! } }
         try database.transaction { () throws(StoreError) in
             for (index, write) in writes.enumerated() where results[index] == nil {
-                guard write.expectedVersion != nil else {
+                guard let expected = write.expectedVersion else {
                     // Nothing of its own can refuse an unconditional write that passed the
                     // rules, so it needs no savepoint (two statements less per write): an
                     // error here is the database's and fails the whole transaction.
@@ -87,11 +87,9 @@ public final class ProfileStore {
                 }
                 try run("SAVEPOINT one_write")
                 do throws(StoreError) {
-                    if let expected = write.expectedVersion {
-                        let current = try currentVersion(of: write.profile.speakerID) ?? 0
-                        guard current == expected else {
-                            throw StoreError(.conflict, "\(write.profile.speakerID) is at version \(current), not \(expected); read it again and retry")
-                        }
+                    let current = try currentVersion(of: write.profile.speakerID) ?? 0
+                    guard current == expected else {
+                        throw StoreError(.conflict, "\(write.profile.speakerID) is at version \(current), not \(expected); read it again and retry")
                     }
                     results[index] = .success(try writeNewVersion(of: write.profile, deleted: false, now: now))
                     try run("RELEASE one_write")

@@ -42,9 +42,10 @@ enum Schema {
         // so a WITHOUT ROWID leaf held about four, and SQLite rebalances a full index-b-tree
         // leaf among its siblings where it appends to a rowid table by adding a page: a
         // group commit of 32 new speakers took 65 pwrites before, 46 after (README, Enrolls).
-        // The index, ~25 bytes an entry, takes one or two pages a commit. The outbox loses AUTOINCREMENT (a
-        // sqlite_sequence update per write): its ids only order rows and bound the deletes of
-        // the rows a push covered, and a reused id is only ever higher than any row left.
+        // The index, ~25 bytes an entry, takes one or two pages a commit. The outbox loses
+        // AUTOINCREMENT (a sqlite_sequence update per write): its ids only order rows and
+        // bound the deletes of the rows a push covered, and a reused id is only ever higher
+        // than any row left.
         """
         CREATE TABLE profiles_new (
             speaker_id   TEXT NOT NULL UNIQUE,
