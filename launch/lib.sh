@@ -95,6 +95,7 @@ as_postgres() {
 # connection, so a server restarted on it (the tests stop and start PostgreSQL) may find it gone.
 unused_port() {
   local port tries=0
+  command -v ss >/dev/null 2>&1 || log "warning: ss (iproute2) not found: the port is not checked for use"
   while :; do
     port=$(( 20000 + RANDOM % 12000 ))
     if ! command -v ss >/dev/null 2>&1 || [ -z "$(ss -Htan "sport = :$port" 2>/dev/null)" ]; then

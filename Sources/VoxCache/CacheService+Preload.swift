@@ -16,9 +16,9 @@ extension CacheService {
         var admitTime: Duration
     }
 
-    /// One pass over the live rows in key order: every embedding goes straight from SQLite's
-    /// blob into the matrix (no array per row); the records are decoded, and the most recently
-    /// used up to `cacheCapacity` (`PreloadOrder`) are admitted, coldest first. When the store
+    /// One pass over the live rows in storage order: every embedding goes straight from
+    /// SQLite's blob into the matrix (no array per row); the records are decoded, and the most
+    /// recently used up to `cacheCapacity` (`PreloadOrder`) are admitted, coldest first. When the store
     /// holds more profiles than the cache, the records beyond capacity are decoded and dropped
     /// again — a passing cost at start, and none when everything fits, as by default.
     static func preload(_ store: ProfileStore, cacheCapacity: Int) throws -> Preloaded {

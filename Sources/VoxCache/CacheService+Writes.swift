@@ -32,19 +32,12 @@ extension CacheService {
         return .later(pending.promise.futureResult)
     }
 
-    /// Commits `batch` in one transaction on the store thread, starts the writes that queued
-    /// up meanwhile, and answers each write of this batch (only now: after the commit).
-    ///
-    /// The next batch goes to the store thread before this one's answers are made: admitting
-    /// 32 profiles and writing 32 answers take the loop a few hundred microseconds, which the
-    /// disk would otherwise sit out. Batches still commit one at a time and in order, and
-    /// their answers follow in the same order (completions run on this loop, one after the
-    /// other), so a later batch's entries are always admitted after an earlier one's.
+    /// Commits `batch` in one transaction on the store thread, answers each write (only now:
+    /// after the commit), and starts the writes that queued up meanwhile.
     private func commit(_ batch: [PendingPut]) {
         let writes = batch.map { (profile: $0.record, expectedVersion: $0.expectedVersion) }
         let now = Self.nowMilliseconds()
         onStore { store in try store.putBatch(writes, now: now) }.whenComplete { outcome in
-            self.run(self.locked { self.commits.batchFinished() })
             // The state first, under the lock; the answers after it is released (a completed
             // promise may run the connection's next request, which takes the lock).
             let answers: [Envelope.OneOf_Message]
@@ -75,6 +68,7 @@ extension CacheService {
                 }
             }
             self.onCommitted?()
+            self.run(self.locked { self.commits.batchFinished() })
         }
     }
 

@@ -14,7 +14,11 @@ extension ProfileStore {
         try database.execute("PRAGMA busy_timeout = 5000")
         try enableWAL(database)
         try database.execute("PRAGMA synchronous = \(configuration.synchronousFull ? "FULL" : "NORMAL")")
+        // A migration rewrites whole tables in one transaction (schema 2 took 2.5 s for 100 000
+        // profiles here): the worker that did not win it waits for it, not 5 s.
+        try database.execute("PRAGMA busy_timeout = 120000")
         try Schema.migrate(database)
+        try database.execute("PRAGMA busy_timeout = 5000")
         try checkMeta(database, configuration)
         return database
     }

@@ -7,13 +7,14 @@ public enum LoopbackPort {
     /// A TCP port on 127.0.0.1 that nothing is bound to right now, for a server that a test or
     /// benchmark starts a moment later (a metrics endpoint, a private PostgreSQL).
     ///
-    /// It is chosen below the kernel's ephemeral range (`ip_local_port_range`, from 32768 by
-    /// default). A port inside that range — the kernel's own pick for port 0 included — can be
-    /// taken in the meantime by any outgoing connection to PostgreSQL or Redis; CI once lost a
-    /// metrics endpoint that way. A port below it is only ever taken by another listener.
-    /// Returns nil when 200 random tries all found the port taken.
+    /// It is chosen outside the kernel's ephemeral range (`ip_local_port_range`, 32768–60999
+    /// by default): below it, or above it when too little is left below. A port inside that
+    /// range — the kernel's own pick for port 0 included — can be taken in the meantime by any
+    /// outgoing connection to PostgreSQL or Redis; CI once lost a metrics endpoint that way. A
+    /// port outside it is only ever taken by another listener. Returns nil when there is no
+    /// such range of 1000 ports, or 200 random tries all found the port taken.
     public static func unused() -> Int? {
-        let range = 20_000..<max(20_001, min(ephemeralRangeStart(), 32_768))
+        guard let range = candidates(ephemeral: ephemeralRange()) else { return nil }
         for _ in 0..<200 {
             let port = Int.random(in: range)
             if isFree(port) { return port }
@@ -21,11 +22,22 @@ public enum LoopbackPort {
         return nil
     }
 
-    /// The first port of the kernel's ephemeral range (32768 when it cannot be read).
-    static func ephemeralRangeStart() -> Int {
+    /// Unprivileged ports clear of `ephemeral`: 20000 up to it, else 10000 up to it, else
+    /// above it (at least 1000 of them).
+    static func candidates(ephemeral: ClosedRange<Int>) -> Range<Int>? {
+        for low in [20_000, 10_000] where ephemeral.lowerBound - low >= 1000 {
+            return low..<min(ephemeral.lowerBound, 32_768)
+        }
+        if 65_536 - (ephemeral.upperBound + 1) >= 1000 { return ephemeral.upperBound + 1..<65_536 }
+        return nil
+    }
+
+    /// The kernel's ephemeral port range (32768–60999 when it cannot be read).
+    static func ephemeralRange() -> ClosedRange<Int> {
         let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
-        guard let low = text?.split(whereSeparator: \.isWhitespace).first.flatMap({ Int($0) }), low > 1024 else { return 32_768 }
-        return low
+        let bounds = (text ?? "").split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        guard bounds.count == 2, bounds[0] <= bounds[1] else { return 32_768...60_999 }
+        return bounds[0]...bounds[1]
     }
 
     /// Whether a socket can bind 127.0.0.1:`port` (closed again at once).

@@ -258,10 +258,10 @@ import VoxWire
         }
     }
 
-    /// Group commit hands the next batch to the store before it answers the last one, so
-    /// batches overlap on the loop: every writer must still read its own write (or a newer
-    /// one) right after its answer, and the cache must end with the newest version.
-    @Test(.timeLimit(.minutes(2))) func overlappingBatchesOfOneSpeakerLeaveTheNewestVersionReadable() async throws {
+    /// Writers of one speaker whose writes share group commits: each reads its own write (or a
+    /// newer one) right after its answer, every write gets a version of its own, and the cache
+    /// ends with the newest version and its embedding, not an older batch's.
+    @Test(.timeLimit(.minutes(2))) func concurrentWritersOfOneSpeakerReadTheirOwnWritesAndTheNewestStays() async throws {
         try await withService(capacity: 16) { service in
             let writers = 16, rounds = 20
             let acknowledged = try await withThrowingTaskGroup(of: [(version: UInt64, writer: Int)].self) { group in

@@ -178,7 +178,9 @@ import VoxCore
             INSERT INTO profiles (speaker_id, embedding, samples, threshold, metadata, version, origin, updated_at, deleted, last_access)
             VALUES ('alice', x'0000803F000000000000000000000000', x'', 0.3, 'm', 100, 'instance-a', 10, 0, 55),
                    ('bob', x'000000000000803F0000000000000000', x'', 0, '', 200, 'instance-b', 20, 1, 0);
-            INSERT INTO outbox (speaker_id, version, enqueued_at) VALUES ('alice', 100, 10), ('bob', 200, 20);
+            INSERT INTO outbox (speaker_id, version, enqueued_at) VALUES ('alice', 100, 10);
+            INSERT INTO outbox (speaker_id, version, enqueued_at, attempts, next_attempt_at, last_error)
+            VALUES ('bob', 200, 20, 3, 9999, 'timeout');
             """)
         let store = try open()
         let migrated = try SQLiteDatabase(path: path)
@@ -190,6 +192,11 @@ import VoxCore
         #expect(try store.get("bob") == nil, "a tombstone stays a tombstone")
         #expect(try store.lastAccess(of: "alice") == 55)
         #expect(try migrated.integer("SELECT group_concat(id || ':' || speaker_id, ',') = '1:alice,2:bob' FROM outbox") == 1)
+        #expect(try migrated.integer("SELECT attempts = 3 AND next_attempt_at = 9999 AND last_error = 'timeout' FROM outbox WHERE id = 2") == 1,
+                "a row waiting for its retry keeps its schedule")
+        #expect(try migrated.integer("SELECT count(*) FROM sqlite_master WHERE name = 'outbox' AND sql LIKE '%AUTOINCREMENT%'") == 0)
+        #expect(try migrated.integer("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'outbox_speaker' AND tbl_name = 'outbox'") == 1)
+        #expect(try migrated.integer("SELECT count(*) FROM pragma_index_list('profiles') WHERE \"unique\" = 1") == 1, "speaker ids stay unique")
 
         let written = try store.put(ProfileRecord(speakerID: "bob", embedding: [0, 0, 1, 0]), now: 30)
         #expect(written.version > 200, "the clock starts above the migrated versions")

@@ -57,13 +57,22 @@ import VoxWire
 
     /// Records what arrives and holds every answer until `release()`: a slow peer.
     final class HoldingRecorder: ServerResponder {
-        private let state = NIOLockedValueBox<(messages: [Envelope.OneOf_Message], held: [EventLoopPromise<Envelope.OneOf_Message>])>(([], []))
+        private struct State {
+            var messages: [Envelope.OneOf_Message] = []
+            /// For each message, how many answers had been released when it arrived.
+            var releasedBefore: [Int] = []
+            var released = 0
+            var held: [EventLoopPromise<Envelope.OneOf_Message>] = []
+        }
+        private let state = NIOLockedValueBox(State())
         var messages: [Envelope.OneOf_Message] { state.withLockedValue { $0.messages } }
+        var releasedBefore: [Int] { state.withLockedValue { $0.releasedBefore } }
 
         func respond(to request: Envelope.OneOf_Message, connection: ConnectionInfo) -> ServerResponse {
             let promise = connection.eventLoop.makePromise(of: Envelope.OneOf_Message.self)
             state.withLockedValue {
                 $0.messages.append(request)
+                $0.releasedBefore.append($0.released)
                 $0.held.append(promise)
             }
             return .later(promise.futureResult)
@@ -71,7 +80,10 @@ import VoxWire
 
         func release() {
             let held = state.withLockedValue { state in
-                defer { state.held = [] }
+                defer {
+                    state.released += state.held.count
+                    state.held = []
+                }
                 return state.held
             }
             for promise in held { promise.succeed(.ack(Ack())) }
@@ -105,6 +117,7 @@ import VoxWire
         recorder.release()
         try await Self.waitForDelivered(3, sender)
         #expect(try await sender.counters().get() == (delivered: 3, dropped: 0))
+        #expect(recorder.releasedBefore == [0, 1, 2], "each nudge arrived only after the one before it was answered")
         await server.shutdown()
     }
 
