@@ -190,7 +190,7 @@ let package = Package(
             path: "Tests/VoxTestSupport"
         ),
         .testTarget(name: "VoxWireTests", dependencies: ["VoxWire", "VoxTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
-        .testTarget(name: "VoxCoreTests", dependencies: ["VoxCore"]),
+        .testTarget(name: "VoxCoreTests", dependencies: ["VoxCore", "VoxTestSupport"]),
         .testTarget(name: "VoxStoreTests", dependencies: ["VoxStore", "VoxCore"]),
         .testTarget(name: "VoxPrefetchTests", dependencies: ["VoxPrefetch", "VoxCore", "VoxTestSupport"]),
         .testTarget(name: "VoxChaosTests", dependencies: ["VoxChaos"]),
