@@ -20,55 +20,78 @@ extension CacheService {
         var arrived = NIODeadline.now()
     }
 
-    func put(_ request: Voxsync_V1_PutRequest) -> ServerResponse {
+    /// `connectionLoop` is the loop of the connection that sent the write: its answer is made
+    /// there, so it needs no further hop.
+    func put(_ request: Voxsync_V1_PutRequest, answeredOn connectionLoop: EventLoop) -> ServerResponse {
         let record = ProfileRecord(
             speakerID: request.profile.speakerID, embedding: request.profile.embedding.values,
             samples: request.profile.samples.map(\.values), threshold: request.profile.threshold,
             metadata: request.profile.metadata)
         let pending = PendingPut(
             record: record, expectedVersion: request.hasExpectedVersion ? request.expectedVersion : nil,
-            promise: loop.makePromise())
+            promise: connectionLoop.makePromise())
         run(locked { commits.enqueue(pending) })
         return .later(pending.promise.futureResult)
     }
 
     /// Commits `batch` in one transaction on the store thread, answers each write (only now:
     /// after the commit), and starts the writes that queued up meanwhile.
+    ///
+    /// Everything after the commit happens on the store thread too: the cache takes the new
+    /// versions under the lock, then each event loop gets one task with the answers of its
+    /// own connections, so both loops write their answers at once, and no loop is woken only
+    /// to pass answers on to the other.
     private func commit(_ batch: [PendingPut]) {
         let writes = batch.map { (profile: $0.record, expectedVersion: $0.expectedVersion) }
         let now = Self.nowMilliseconds()
-        onStore { store in try store.putBatch(writes, now: now) }.whenComplete { outcome in
-            // The state first, under the lock; the answers after it is released (a completed
-            // promise may run the connection's next request, which takes the lock).
+        onStoreThread { store in
             let answers: [Envelope.OneOf_Message]
-            switch outcome {
-            case .success(let results):
-                answers = self.locked {
-                    zip(batch, results).map { _, result in
-                        switch result {
-                        case .success(let stored):
-                            self.touch(stored.speakerID)
-                            self.admit(stored)
-                            var answer = Voxsync_V1_PutResponse()
-                            answer.version = stored.version
-                            answer.origin = stored.origin
-                            return .putOk(answer)
-                        case .failure(let error):
-                            return Self.answer(for: error)
+            if let store {
+                do throws(StoreError) {
+                    let results = try store.putBatch(writes, now: now)
+                    answers = self.locked {
+                        zip(batch, results).map { _, result in
+                            switch result {
+                            case .success(let stored):
+                                self.touch(stored.speakerID)
+                                self.admit(stored)
+                                var answer = Voxsync_V1_PutResponse()
+                                answer.version = stored.version
+                                answer.origin = stored.origin
+                                return .putOk(answer)
+                            case .failure(let error):
+                                return Self.answer(for: error)
+                            }
                         }
                     }
+                } catch {
+                    answers = Array(repeating: Self.answer(for: error), count: batch.count)
                 }
-            case .failure(let error):
-                answers = Array(repeating: Self.answer(for: error), count: batch.count)
+            } else {
+                let answer = Self.error(.unavailable, "the cache worker is shutting down and did not write this; retry once it is back")
+                answers = Array(repeating: answer, count: batch.count)
             }
-            for (pending, answer) in zip(batch, answers) {
-                pending.promise.succeed(answer)
-                if case .putOk = answer {
-                    self.metrics.write.recordNanoseconds((NIODeadline.now() - pending.arrived).nanoseconds)
-                }
-            }
+            self.deliver(Array(zip(batch, answers)))
             self.onCommitted?()
             self.run(self.locked { self.commits.batchFinished() })
+        }
+    }
+
+    /// Completes each write's promise on its own loop: one task per loop for all of its writes.
+    private func deliver(_ answered: [(pending: PendingPut, answer: Envelope.OneOf_Message)]) {
+        var remaining = answered[...]
+        while let loop = remaining.first?.pending.promise.futureResult.eventLoop {
+            let mine = remaining.filter { $0.pending.promise.futureResult.eventLoop === loop }
+            remaining = remaining.filter { $0.pending.promise.futureResult.eventLoop !== loop }[...]
+            let metrics = self.metrics
+            loop.execute {
+                for (pending, answer) in mine {
+                    pending.promise.succeed(answer)
+                    if case .putOk = answer {
+                        metrics.write.recordNanoseconds((NIODeadline.now() - pending.arrived).nanoseconds)
+                    }
+                }
+            }
         }
     }
 

@@ -169,7 +169,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
 
     /// Answers on the connection's own loop (see the type's documentation).
     public func respond(to request: Envelope.OneOf_Message, connection: ConnectionInfo) -> ServerResponse {
-        handle(request)
+        handle(request, on: connection.eventLoop)
     }
 
     /// Runs `body` holding the state's lock. Never nested, and nothing in `body` completes a
@@ -183,14 +183,14 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
 
     // MARK: Operations
 
-    private func handle(_ request: Envelope.OneOf_Message) -> ServerResponse {
+    private func handle(_ request: Envelope.OneOf_Message, on connectionLoop: EventLoop) -> ServerResponse {
         metrics.query(request)
         switch request {
         case .get(let get):
             do { try rules.checkSpeakerID(get.speakerID) } catch { return .now(Self.answer(for: error)) }
             return timedRead { self.get(get.speakerID) }
         case .verify(let verify): return timedRead { self.verify(verify) }
-        case .put(let put): return self.put(put)
+        case .put(let put): return self.put(put, answeredOn: connectionLoop)
         case .identify(let identify):
             return afterPreload { .now(self.locked { self.identify(identify) }) }
         case .delete(let delete): return self.delete(delete.speakerID)
@@ -343,6 +343,13 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     func onStore<T: Sendable>(_ body: @escaping @Sendable (ProfileStore) throws -> T) -> EventLoopFuture<T> {
         let store = UncheckedStore(store: store)
         return storeThread.runIfActive(eventLoop: loop) { try body(store.store) }
+    }
+
+    /// Runs `body` on the store's thread and stays there (no hop to a loop); `body` gets nil
+    /// instead of the store when the thread is shutting down.
+    func onStoreThread(_ body: @escaping @Sendable (ProfileStore?) -> Void) {
+        let store = UncheckedStore(store: store)
+        storeThread.submit { state in body(state == .active ? store.store : nil) }
     }
 
     static func nowMilliseconds() -> Int64 {

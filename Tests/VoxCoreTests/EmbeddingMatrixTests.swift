@@ -182,4 +182,55 @@ import VoxTestSupport
             #expect(matrix.topK(row, k: 1).first?.id == id, "each row is its own best match")
         }
     }
+
+    /// Rows span several blocks of `EmbeddingMatrix.blockRows`: the matrix grows past block
+    /// boundaries, loses rows (the last row, from a later block, moves into an earlier one),
+    /// shrinks below a boundary, grows past it again and has rows replaced in place. Every
+    /// embedding comes back bit for bit, each row is its own best match, and the scan equals
+    /// the full scan.
+    @Test func rowsAcrossBlocksStayExact() async {
+        let differences = await offCooperativePool { self.acrossBlocksDifferences() }
+        #expect(differences.isEmpty, "\(differences.prefix(10)) (\(differences.count) in all)")
+    }
+
+    func acrossBlocksDifferences() -> [String] {
+        var differences: [String] = []
+        var rng = Generator(state: 11)
+        let dimension = 20, block = EmbeddingMatrix.blockRows
+        var matrix = EmbeddingMatrix(dimension: dimension)
+        var rows: [String: [Float]] = [:]
+        func add(_ id: String) {
+            let row = randomVector(dimension, &rng)
+            rows[id] = row
+            matrix.upsert(id, embedding: row)
+        }
+        func remove(_ id: String) {
+            rows[id] = nil
+            matrix.remove(id)
+        }
+        for index in 0..<(2 * block + block / 2) { add("s\(index)") }
+        for index in stride(from: 0, to: 2 * block + block / 2, by: 7) { remove("s\(index)") }
+        // Below the second boundary, then past it again with new ids.
+        for index in (2 * block - 40)..<(2 * block + block / 2) where rows["s\(index)"] != nil { remove("s\(index)") }
+        if matrix.count >= 2 * block { differences.append("did not shrink below two blocks: \(matrix.count)") }
+        for index in 0..<600 { add("t\(index)") }
+        // Replaced in place, in the first block and in the last.
+        for id in ["s1", "s2", "t599", "t598"] { add(id) }
+        if matrix.count != rows.count { differences.append("count \(matrix.count) vs \(rows.count)") }
+        if matrix.count <= 2 * block { differences.append("did not grow past two blocks again: \(matrix.count)") }
+        for (id, row) in rows {
+            if matrix.embedding(of: id)?.map(\.bitPattern) != row.map(\.bitPattern) { differences.append("\(id): embedding differs") }
+        }
+        for id in ["s1", "s3", "s1030", "s2000", "t0", "t300", "t599"] {
+            guard let row = rows[id] else { differences.append("\(id) missing from the reference"); continue }
+            if matrix.topK(row, k: 1).first?.id != id { differences.append("\(id) is not its own best match") }
+        }
+        for _ in 0..<4 {
+            let probe = randomVector(dimension, &rng)
+            for k in [1, 10, 300] where matrix.topK(probe, k: k) != matrix.topKFullScan(probe, k: k) {
+                differences.append("k \(k): scan differs from the full scan")
+            }
+        }
+        return differences
+    }
 }

@@ -11,10 +11,22 @@
 /// answer is exactly that of a full float32 scan (`topKFullScan`, which the tests compare).
 ///
 /// Removing a row moves the last row into its place: O(1), and the matrix stays dense.
+///
+/// The planes are kept in blocks of `blockRows` rows, each contiguous and allocated once at its
+/// full size: adding a row never moves the rows before it. (One contiguous plane grown by a
+/// quarter at a time copied up to 18 MiB at 100 000 rows, under the cache worker's lock, and
+/// had the kernel fault in and zero every page of the new copy: a tenth of the cache worker's
+/// CPU while enrolling new speakers.) The scan runs block by block.
 public struct EmbeddingMatrix: Sendable {
     public let dimension: Int
-    private var high: [UInt16] = []
-    private var low: [UInt16] = []
+    /// Rows per block: 1024 × 192 dims is 384 KiB per plane.
+    public static let blockRows = 1024
+    private static let blockShift = 10
+    /// The upper and lower plane, block by block; only the last block with rows is partly
+    /// filled, and at most one empty block is kept after it (a delete and an enroll at a block
+    /// boundary do not free and allocate one each time).
+    private var high: [[UInt16]] = []
+    private var low: [[UInt16]] = []
     /// 1 / ‖row‖: rows keep their enrolled length, so cosine is dot × this.
     private var inverseNorms: [Float] = []
     /// The largest distance between a row's scan score and its exact score, for any unit probe.
@@ -35,8 +47,8 @@ public struct EmbeddingMatrix: Sendable {
     public func contains(_ id: String) -> Bool { rowOf[id] != nil }
 
     public mutating func reserveCapacity(_ rows: Int) {
-        high.reserveCapacity(rows * dimension)
-        low.reserveCapacity(rows * dimension)
+        high.reserveCapacity(rows / Self.blockRows + 1)
+        low.reserveCapacity(rows / Self.blockRows + 1)
         inverseNorms.reserveCapacity(rows)
         errorBounds.reserveCapacity(rows)
         ids.reserveCapacity(rows)
@@ -60,21 +72,25 @@ public struct EmbeddingMatrix: Sendable {
         // One hash lookup finds the row or claims the next one (a preload adds 100 000).
         let next = ids.count
         let row = Self.claim(&rowOf[id, default: -1], next: next)
+        let (block, base) = location(of: row)
         if row != next {
-            let base = row * dimension
-            for column in 0..<dimension {
-                let bits = embedding[column].bitPattern
-                high[base + column] = UInt16(truncatingIfNeeded: bits >> 16)
-                low[base + column] = UInt16(truncatingIfNeeded: bits)
+            high[block].withUnsafeMutableBufferPointer { high in
+                low[block].withUnsafeMutableBufferPointer { low in
+                    Self.split(embedding, upper: UnsafeMutableBufferPointer(rebasing: high[base..<base + dimension]),
+                               lower: UnsafeMutableBufferPointer(rebasing: low[base..<base + dimension]))
+                }
             }
         } else {
             ids.append(id)
-            growIfFull()
+            if block == high.count {
+                high.append(Self.emptyBlock(dimension))
+                low.append(Self.emptyBlock(dimension))
+            }
             withUnsafeTemporaryAllocation(of: UInt16.self, capacity: 2 * dimension) { halves in
                 Self.split(embedding, upper: UnsafeMutableBufferPointer(rebasing: halves[0..<dimension]),
                            lower: UnsafeMutableBufferPointer(rebasing: halves[dimension...]))
-                high.append(contentsOf: UnsafeBufferPointer(rebasing: halves[0..<dimension]))
-                low.append(contentsOf: UnsafeBufferPointer(rebasing: halves[dimension...]))
+                high[block].append(contentsOf: UnsafeBufferPointer(rebasing: halves[0..<dimension]))
+                low[block].append(contentsOf: UnsafeBufferPointer(rebasing: halves[dimension...]))
             }
             inverseNorms.append(0)
             errorBounds.append(0)
@@ -129,23 +145,30 @@ public struct EmbeddingMatrix: Sendable {
         return slot
     }
 
-    /// Grows the planes by a quarter rather than the standard library's doubling: at 100 000
-    /// × 192 a doubled plane pair would hold up to 73 MiB of unused capacity.
-    private mutating func growIfFull() {
-        guard high.count + dimension > high.capacity else { return }
-        let rows = max(1024, ids.count + ids.count / 4)
-        high.reserveCapacity(rows * dimension)
-        low.reserveCapacity(rows * dimension)
+    /// A block with room for `blockRows` rows and none in it. Its pages are faulted in as rows
+    /// are added, so a partly filled block costs only what it holds.
+    private static func emptyBlock(_ dimension: Int) -> [UInt16] {
+        var block: [UInt16] = []
+        block.reserveCapacity(blockRows * dimension)
+        return block
+    }
+
+    /// The block of `row` and the offset of its first value in that block.
+    @inline(__always)
+    private func location(of row: Int) -> (block: Int, offset: Int) {
+        (row >> Self.blockShift, (row & (Self.blockRows - 1)) * dimension)
     }
 
     public mutating func remove(_ id: String) {
         guard let row = rowOf.removeValue(forKey: id) else { return }
         let last = ids.count - 1
+        let (lastBlock, lastOffset) = location(of: last)
         if row != last {
             let lastID = ids[last]
+            let (block, offset) = location(of: row)
             for column in 0..<dimension {
-                high[row * dimension + column] = high[last * dimension + column]
-                low[row * dimension + column] = low[last * dimension + column]
+                high[block][offset + column] = high[lastBlock][lastOffset + column]
+                low[block][offset + column] = low[lastBlock][lastOffset + column]
             }
             inverseNorms[row] = inverseNorms[last]
             errorBounds[row] = errorBounds[last]
@@ -153,10 +176,15 @@ public struct EmbeddingMatrix: Sendable {
             rowOf[lastID] = row
         }
         ids.removeLast()
-        high.removeLast(dimension)
-        low.removeLast(dimension)
+        high[lastBlock].removeLast(dimension)
+        low[lastBlock].removeLast(dimension)
         inverseNorms.removeLast()
         errorBounds.removeLast()
+        // Keep one empty block beyond the last row's, free any further one.
+        while high.count > (ids.count + Self.blockRows - 1) / Self.blockRows + 1 {
+            high.removeLast()
+            low.removeLast()
+        }
     }
 
     /// `id`'s embedding exactly as enrolled, or nil.
@@ -233,60 +261,66 @@ public struct EmbeddingMatrix: Sendable {
         }
         var floor = KthLargest(k: k)  // the k-th best lower bound so far
         var candidates: [(row: Int, upper: Float)] = []
-        high.withUnsafeBufferPointer { high in
-            let plane = UnsafeRawPointer(high.baseAddress!)
-            inverseNorms.withUnsafeBufferPointer { inverseNorms in
-                errorBounds.withUnsafeBufferPointer { errorBounds in
-                    even.withUnsafeBufferPointer { even in
-                        odd.withUnsafeBufferPointer { odd in
-                            unit.withUnsafeBufferPointer { unit in
-                                /// Columns past the last whole chunk, one by one.
-                                func tail(_ row: Int) -> Float {
-                                    var sum: Float = 0
-                                    for column in chunks * 16..<dimension {
-                                        sum += Float(bitPattern: UInt32(high[row * dimension + column]) << 16) * unit[column]
+        inverseNorms.withUnsafeBufferPointer { inverseNorms in
+            errorBounds.withUnsafeBufferPointer { errorBounds in
+                even.withUnsafeBufferPointer { even in
+                    odd.withUnsafeBufferPointer { odd in
+                        unit.withUnsafeBufferPointer { unit in
+                            func offer(_ row: Int, _ sum: Float) {
+                                let score = sum * inverseNorms[row]
+                                let bound = errorBounds[row]
+                                let upper = score + bound
+                                guard upper >= floor.value, upper >= minScore else { return }
+                                candidates.append((row, upper))
+                                floor.offer(score - bound)
+                            }
+                            let rows = inverseNorms.count
+                            for block in high.indices where block << Self.blockShift < rows {
+                                let first = block << Self.blockShift
+                                let end = min(rows, first + Self.blockRows)
+                                high[block].withUnsafeBufferPointer { high in
+                                    let plane = UnsafeRawPointer(high.baseAddress!)
+                                    /// Columns past the last whole chunk, one by one.
+                                    func tail(_ local: Int) -> Float {
+                                        var sum: Float = 0
+                                        for column in chunks * 16..<dimension {
+                                            sum += Float(bitPattern: UInt32(high[local * dimension + column]) << 16) * unit[column]
+                                        }
+                                        return sum
                                     }
-                                    return sum
-                                }
-                                func offer(_ row: Int, _ sum: Float) {
-                                    let score = sum * inverseNorms[row]
-                                    let bound = errorBounds[row]
-                                    let upper = score + bound
-                                    guard upper >= floor.value, upper >= minScore else { return }
-                                    candidates.append((row, upper))
-                                    floor.offer(score - bound)
-                                }
-                                // Two rows at a time share the probe's loads. A 32-bit load of
-                                // the upper plane is two columns: shifted left, the even one
-                                // exactly; as it is, the odd one with its neighbour's bits below
-                                // (within the error bound, and no masking instruction).
-                                var row = 0
-                                let rows = inverseNorms.count
-                                while row + 1 < rows {
-                                    let first = row * dimension * 2, second = first + dimension * 2
-                                    var evenA = SIMD8<Float>(), oddA = SIMD8<Float>()
-                                    var evenB = SIMD8<Float>(), oddB = SIMD8<Float>()
-                                    for chunk in 0..<chunks {
-                                        let a = plane.loadUnaligned(fromByteOffset: first + chunk * 32, as: SIMD8<UInt32>.self)
-                                        let b = plane.loadUnaligned(fromByteOffset: second + chunk * 32, as: SIMD8<UInt32>.self)
-                                        let e = even[chunk], o = odd[chunk]
-                                        evenA += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * e
-                                        oddA += unsafeBitCast(a, to: SIMD8<Float>.self) * o
-                                        evenB += unsafeBitCast(b &<< 16, to: SIMD8<Float>.self) * e
-                                        oddB += unsafeBitCast(b, to: SIMD8<Float>.self) * o
+                                    // Two rows at a time share the probe's loads. A 32-bit load
+                                    // of the upper plane is two columns: shifted left, the even
+                                    // one exactly; as it is, the odd one with its neighbour's
+                                    // bits below (within the error bound, and no masking
+                                    // instruction).
+                                    var row = first
+                                    while row + 1 < end {
+                                        let a0 = (row - first) * dimension * 2, b0 = a0 + dimension * 2
+                                        var evenA = SIMD8<Float>(), oddA = SIMD8<Float>()
+                                        var evenB = SIMD8<Float>(), oddB = SIMD8<Float>()
+                                        for chunk in 0..<chunks {
+                                            let a = plane.loadUnaligned(fromByteOffset: a0 + chunk * 32, as: SIMD8<UInt32>.self)
+                                            let b = plane.loadUnaligned(fromByteOffset: b0 + chunk * 32, as: SIMD8<UInt32>.self)
+                                            let e = even[chunk], o = odd[chunk]
+                                            evenA += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * e
+                                            oddA += unsafeBitCast(a, to: SIMD8<Float>.self) * o
+                                            evenB += unsafeBitCast(b &<< 16, to: SIMD8<Float>.self) * e
+                                            oddB += unsafeBitCast(b, to: SIMD8<Float>.self) * o
+                                        }
+                                        offer(row, (evenA + oddA).sum() + tail(row - first))
+                                        offer(row + 1, (evenB + oddB).sum() + tail(row + 1 - first))
+                                        row += 2
                                     }
-                                    offer(row, (evenA + oddA).sum() + tail(row))
-                                    offer(row + 1, (evenB + oddB).sum() + tail(row + 1))
-                                    row += 2
-                                }
-                                if row < rows {
-                                    var sumEven = SIMD8<Float>(), sumOdd = SIMD8<Float>()
-                                    for chunk in 0..<chunks {
-                                        let a = plane.loadUnaligned(fromByteOffset: row * dimension * 2 + chunk * 32, as: SIMD8<UInt32>.self)
-                                        sumEven += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * even[chunk]
-                                        sumOdd += unsafeBitCast(a, to: SIMD8<Float>.self) * odd[chunk]
+                                    if row < end {
+                                        let a0 = (row - first) * dimension * 2
+                                        var sumEven = SIMD8<Float>(), sumOdd = SIMD8<Float>()
+                                        for chunk in 0..<chunks {
+                                            let a = plane.loadUnaligned(fromByteOffset: a0 + chunk * 32, as: SIMD8<UInt32>.self)
+                                            sumEven += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * even[chunk]
+                                            sumOdd += unsafeBitCast(a, to: SIMD8<Float>.self) * odd[chunk]
+                                        }
+                                        offer(row, (sumEven + sumOdd).sum() + tail(row - first))
                                     }
-                                    offer(row, (sumEven + sumOdd).sum() + tail(row))
                                 }
                             }
                         }
@@ -301,9 +335,13 @@ public struct EmbeddingMatrix: Sendable {
 
     /// `row` as floats, bit for bit as enrolled.
     private func write(row: Int, into buffer: UnsafeMutableBufferPointer<Float>) {
-        let start = row * dimension
-        for column in 0..<dimension {
-            buffer[column] = Float(bitPattern: UInt32(high[start + column]) << 16 | UInt32(low[start + column]))
+        let (block, start) = location(of: row)
+        high[block].withUnsafeBufferPointer { high in
+            low[block].withUnsafeBufferPointer { low in
+                for column in 0..<dimension {
+                    buffer[column] = Float(bitPattern: UInt32(high[start + column]) << 16 | UInt32(low[start + column]))
+                }
+            }
         }
     }
 
