@@ -23,6 +23,14 @@ extension CacheService {
     /// `connectionLoop` is the loop of the connection that sent the write: its answer is made
     /// there, so it needs no further hop.
     func put(_ request: Voxsync_V1_PutRequest, answeredOn connectionLoop: EventLoop) -> ServerResponse {
+        do throws(ProfileRules.Violation) {
+            try rules.checkModel(request.profile.embedding.model, field: "embedding.model")
+            for (index, sample) in request.profile.samples.enumerated() {
+                try rules.checkModel(sample.model, field: "samples[\(index)].model")
+            }
+        } catch {
+            return .now(Self.answer(for: error))
+        }
         let record = ProfileRecord(
             speakerID: request.profile.speakerID, embedding: request.profile.embedding.values,
             samples: request.profile.samples.map(\.values), threshold: request.profile.threshold,

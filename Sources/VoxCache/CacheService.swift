@@ -232,6 +232,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         do {
             try rules.checkSpeakerID(request.speakerID)
             try rules.checkVector(request.probe.values, field: "probe")
+            try rules.checkModel(request.probe.model, field: "probe.model")
         } catch {
             return .now(Self.answer(for: error))
         }
@@ -252,6 +253,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     private func identify(_ request: Voxsync_V1_IdentifyRequest) -> Envelope.OneOf_Message {
         do {
             try rules.checkVector(request.probe.values, field: "probe")
+            try rules.checkModel(request.probe.model, field: "probe.model")
         } catch {
             return Self.answer(for: error)
         }

@@ -17,11 +17,20 @@ public struct StoreConfiguration: Sendable {
     /// the process only.
     public var synchronousFull = true
 
-    public init(path: String, dimension: Int, model: String = "ecapa-tdnn-192", origin: String) {
+    public init(path: String, dimension: Int, model: String = ProfileRules.defaultModel, origin: String) {
         self.path = path
         self.dimension = dimension
         self.model = model
         self.origin = origin
+    }
+
+    /// How the cache and sync workers open the one store file of `configuration`: both with
+    /// the same dimension, model and `synchronous`.
+    public init(_ configuration: VoxsyncConfiguration, origin: String) {
+        self.init(
+            path: configuration.dataDirectory + "/voxsync.sqlite", dimension: configuration.embeddingDimension,
+            model: configuration.embeddingModel, origin: origin)
+        synchronousFull = configuration.sqliteSynchronous == "full"
     }
 }
 
@@ -32,7 +41,7 @@ public struct StoreConfiguration: Sendable {
 public final class ProfileStore {
     public let configuration: StoreConfiguration
     public let rules: ProfileRules
-    private let database: SQLiteDatabase
+    let database: SQLiteDatabase
     /// Starts at the highest stored version. Read lazily — by `forEachLive`'s scan, or before
     /// the first write when nothing preloads — so that opening a store costs no scan of its
     /// own (a scan of 100 000 profiles is about 70 ms, a third of a restart's budget).
@@ -42,7 +51,7 @@ public final class ProfileStore {
 
     public init(configuration: StoreConfiguration) throws(StoreError) {
         self.configuration = configuration
-        self.rules = ProfileRules(dimension: configuration.dimension)
+        self.rules = ProfileRules(dimension: configuration.dimension, model: configuration.model)
         database = try Self.open(configuration)
     }
 

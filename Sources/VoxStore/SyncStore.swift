@@ -40,7 +40,7 @@ public final class SyncStore {
 
     public init(configuration: StoreConfiguration) throws(StoreError) {
         self.configuration = configuration
-        self.rules = ProfileRules(dimension: configuration.dimension)
+        self.rules = ProfileRules(dimension: configuration.dimension, model: configuration.model)
         database = try ProfileStore.open(configuration)
     }
 

@@ -69,17 +69,24 @@ enum HotPath {
     private static func decodeEmbedding(_ bytes: UnsafeRawBufferPointer) -> Voxsync_V1_Embedding? {
         var reader = Reader(bytes: bytes)
         var embedding = Voxsync_V1_Embedding()
-        guard let tag = reader.byte() else { return embedding }
-        guard tag == 1 << 3 | 2, let length = reader.length(), length % 4 == 0, let packed = reader.slice(length), reader.atEnd else {
-            return nil
-        }
-        embedding.values = [Float](unsafeUninitializedCapacity: length / 4) { values, count in
-            for index in 0..<length / 4 {
-                values[index] = Float(bitPattern: UInt32(littleEndian: packed.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
+        var tag = reader.byte()
+        if tag == 1 << 3 | 2 {  // values, packed
+            guard let length = reader.length(), length % 4 == 0, let packed = reader.slice(length) else { return nil }
+            embedding.values = [Float](unsafeUninitializedCapacity: length / 4) { values, count in
+                for index in 0..<length / 4 {
+                    values[index] = Float(bitPattern: UInt32(littleEndian: packed.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
+                }
+                count = length / 4
             }
-            count = length / 4
+            tag = reader.byte()
         }
-        return embedding
+        if tag == 2 << 3 | 2 {  // model
+            guard let length = reader.length(), let text = reader.slice(length),
+                  let model = String(validating: text, as: UTF8.self) else { return nil }
+            embedding.model = model
+            tag = reader.byte()
+        }
+        return tag == nil ? embedding : nil
     }
 
     private static func decodePing(_ bytes: UnsafeRawBufferPointer) -> Voxsync_V1_Ping? {

@@ -49,12 +49,10 @@ final class CacheRoleService: WorkerRoleService {
         serverConfiguration.shutdownGracePeriod = configuration.shutdownTimeout * 0.8
         let identity = ServerIdentity(
             serverName: "voxsyncd 0.1.0 (cache)", instanceID: instanceID,
-            embeddingDimension: UInt32(configuration.embeddingDimension))
+            embeddingDimension: UInt32(configuration.embeddingDimension), embeddingModel: configuration.embeddingModel)
         // Connections are spread over the loops; each answers its own (see CacheService).
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
-        let store = StoreConfiguration(
-            path: configuration.dataDirectory + "/voxsync.sqlite", dimension: configuration.embeddingDimension,
-            origin: instanceID)
+        let store = StoreConfiguration(configuration, origin: instanceID)
         // Serve at once after a restart, whatever the number of profiles: the preload runs
         // beside the serving (see CacheService.init).
         let service = try CacheService(

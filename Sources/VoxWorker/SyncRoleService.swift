@@ -38,8 +38,7 @@ final class SyncRoleService: WorkerRoleService {
 
     func prepare() async throws -> String {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let store = try SyncStore(configuration: StoreConfiguration(
-            path: configuration.dataDirectory + "/voxsync.sqlite", dimension: configuration.embeddingDimension, origin: instanceID))
+        let store = try SyncStore(configuration: StoreConfiguration(configuration, origin: instanceID))
         var remote: RemoteStore?
         if let text = configuration.postgresURL {
             remote = RemoteStore(

@@ -7,3 +7,4 @@ import ServiceLifecycle
 public protocol WorkerRoleService: Service {
     func prepare() async throws -> String
 }
+

@@ -21,10 +21,22 @@ func withClient<T>(_ connection: ConnectionOptions, _ body: (VoxClient, HelloOk)
     }
 }
 
-func makeEmbedding(_ values: [Float]) -> Embedding {
+func makeEmbedding(_ values: [Float], model: String = "") -> Embedding {
     var embedding = Embedding()
     embedding.values = values
+    embedding.model = model
     return embedding
+}
+
+/// `--model`: the model that made the vectors of a file, checked by the service against its
+/// store's (PROTOCOL.md, `Embedding.model`).
+struct ModelOption: ParsableArguments {
+    @Option(help: "Model that made the vectors (e.g. ecapa-tdnn-192); the service refuses them if its store holds another model's. Unset: not checked.")
+    var model: String = ""
+
+    func validate() throws {
+        if !model.isEmpty, let problem = ProfileRules.checkModelTag(model) { throw ValidationError("--model \(problem)") }
+    }
 }
 
 struct EnrollCommand: AsyncParsableCommand {
@@ -39,14 +51,15 @@ struct EnrollCommand: AsyncParsableCommand {
     @Option(help: "Accept threshold (cosine); 0 uses the store default 0.25.") var threshold: Float = 0
     @Option(help: "Free-text metadata (at most 64 KiB).") var metadata: String = ""
     @Option(help: "Only write if the stored version is this one (0: only if the speaker does not exist).") var ifVersion: UInt64?
+    @OptionGroup var model: ModelOption
 
     func run() async throws {
         try await withClient(connection) { client, hello in
             let vectors = try EmbeddingFile.vectors(atPath: embedding, dimension: Int(hello.embeddingDimension))
             var profile = Profile()
             profile.speakerID = speaker
-            profile.embedding = makeEmbedding(vectors[0])
-            profile.samples = vectors.dropFirst().map(makeEmbedding)
+            profile.embedding = makeEmbedding(vectors[0], model: model.model)
+            profile.samples = vectors.dropFirst().map { makeEmbedding($0, model: model.model) }
             profile.threshold = threshold
             profile.metadata = metadata
             var put = Voxsync_V1_PutRequest()
@@ -87,13 +100,14 @@ struct VerifyCommand: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @Argument var speaker: String
     @Option(help: "Probe embedding file, or - for stdin.") var probe: String
+    @OptionGroup var model: ModelOption
 
     func run() async throws {
         let accepted = try await withClient(connection) { client, hello in
             let vectors = try EmbeddingFile.vectors(atPath: probe, dimension: Int(hello.embeddingDimension))
             var verify = Voxsync_V1_VerifyRequest()
             verify.speakerID = speaker
-            verify.probe = makeEmbedding(vectors[0])
+            verify.probe = makeEmbedding(vectors[0], model: model.model)
             guard case .verifyOk(let ok) = try await client.send(.verify(verify)) else { throw ExitCode(76) }
             print("\(ok.accepted ? "accepted" : "rejected"): score \(String(format: "%.4f", ok.score)), threshold \(ok.threshold), from \(ok.source == .cache ? "cache" : "sqlite")")
             return ok.accepted
@@ -108,12 +122,13 @@ struct IdentifyCommand: AsyncParsableCommand {
     @Option(help: "Probe embedding file, or - for stdin.") var probe: String
     @Option(name: .short, help: "How many (1-1000).") var k: UInt32 = 5
     @Option(help: "Leave out matches scoring below this cosine (-1 to 1; 0 means no filter).") var minScore: Float = 0
+    @OptionGroup var model: ModelOption
 
     func run() async throws {
         try await withClient(connection) { client, hello in
             let vectors = try EmbeddingFile.vectors(atPath: probe, dimension: Int(hello.embeddingDimension))
             var identify = Voxsync_V1_IdentifyRequest()
-            identify.probe = makeEmbedding(vectors[0])
+            identify.probe = makeEmbedding(vectors[0], model: model.model)
             identify.k = k
             identify.minScore = minScore
             guard case .identifyOk(let ok) = try await client.send(.identify(identify)) else { throw ExitCode(76) }

@@ -68,6 +68,46 @@ import VoxWire
         return answer.source
     }
 
+    /// A vector that names another model than the store's is refused, naming the field, and
+    /// nothing is written; the store's own tag, or none, is accepted.
+    @Test func vectorsOfAnotherModelAreRefusedByField() async throws {
+        try await withService(capacity: 10) { service in
+            func refusal(_ request: Envelope.OneOf_Message) async throws -> Voxsync_V1_Error? {
+                guard case .error(let error) = try await send(service, request) else { return nil }
+                return error
+            }
+            var put = Voxsync_V1_PutRequest()
+            put.profile.speakerID = "mixed"
+            put.profile.embedding.values = Self.vector(1)
+            put.profile.embedding.model = "wavlm-base-plus"
+            let onEmbedding = try await refusal(.put(put))
+            #expect(onEmbedding?.code == .invalidArgument && onEmbedding?.field == "embedding.model")
+            #expect(onEmbedding?.message.contains("'ecapa-tdnn-192'") == true)
+            put.profile.embedding.model = ""
+            put.profile.samples = [Self.vector(2), Self.vector(3)].map { var e = Embedding(); e.values = $0; return e }
+            put.profile.samples[1].model = "other"
+            #expect(try await refusal(.put(put))?.field == "samples[1].model")
+            var get = Voxsync_V1_GetRequest()
+            get.speakerID = "mixed"
+            #expect(try await refusal(.get(get))?.code == .notFound, "nothing was written")
+
+            put.profile.samples[1].model = ProfileRules.defaultModel
+            put.profile.embedding.model = ProfileRules.defaultModel
+            guard case .putOk = try await send(service, .put(put)) else { throw CacheTestError("the store's own model was refused") }
+            var verify = Voxsync_V1_VerifyRequest()
+            verify.speakerID = "mixed"
+            verify.probe.values = Self.vector(1)
+            verify.probe.model = "x-vector"
+            #expect(try await refusal(.verify(verify))?.field == "probe.model")
+            var identify = Voxsync_V1_IdentifyRequest()
+            identify.probe = verify.probe
+            #expect(try await refusal(.identify(identify))?.field == "probe.model")
+            verify.probe.model = ProfileRules.defaultModel
+            guard case .verifyOk(let answer) = try await send(service, .verify(verify)) else { throw CacheTestError("verify with the store's model failed") }
+            #expect(answer.accepted)
+        }
+    }
+
     /// A worker restarted with a background preload serves at once; what is written, deleted
     /// or read while the preload runs is what it holds afterwards, and identify (which needs
     /// every embedding) is answered from the complete matrix.

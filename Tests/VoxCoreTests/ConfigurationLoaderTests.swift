@@ -12,6 +12,7 @@ import VoxCore
     @Test func defaultsAreDocumentedValues() throws {
         let config = try ConfigurationLoader.load(environment: [:])
         #expect(config.embeddingDimension == 192)
+        #expect(config.embeddingModel == "ecapa-tdnn-192" && config.sqliteSynchronous == "full")
         #expect(config.restart.backoff.initial == .milliseconds(10))
         #expect(config.maxFrameBytes == 16 << 20)
         #expect(config.clientSocketPath == config.dataDirectory + "/run/voxsync.sock")
@@ -50,6 +51,9 @@ import VoxCore
             (#"{"cache_capacity": [1]}"#, "not a list or an object"),
             (#"{"cache_capacity": 0}"#, "between 1 and 100000000; got 0"),
             (#"{"log_level": "loud"}"#, "log_level must be one of trace"),
+            (#"{"sqlite_synchronous": "off"}"#, "sqlite_synchronous must be one of full, normal; got 'off'"),
+            (#"{"embedding_model": "my model"}"#, "embedding_model may hold only letters, digits"),
+            (#"{"embedding_model": ""}"#, "embedding_model must be 1-64 bytes"),
             (#"{"data_dir": "relative/dir"}"#, "data_dir must be an absolute path"),
             (#"{"metrics_address": "9090"}"#, "metrics_address must be host:port"),
             (#"["not", "an", "object"]"#, "must hold a JSON object"),
@@ -86,7 +90,9 @@ import VoxCore
         var original = try ConfigurationLoader.load(environment: [
             "VOXSYNC_DATA_DIR": "/srv/v", "VOXSYNC_ALLOWED_UIDS": "1000, 1001", "VOXSYNC_POSTGRES_URL": "postgres://u@h/d",
             "VOXSYNC_HEARTBEAT_INTERVAL_MS": "250", "VOXSYNC_CRASH_AT_START": "sync",
+            "VOXSYNC_EMBEDDING_MODEL": "wavlm-base-plus-sv", "VOXSYNC_SQLITE_SYNCHRONOUS": "normal",
         ])
+        #expect(original.embeddingModel == "wavlm-base-plus-sv" && original.sqliteSynchronous == "normal")
         original.socketPath = "/srv/v/custom.sock"
         var copy = VoxsyncConfiguration()
         try ConfigurationLoader.apply(json: ConfigurationLoader.serialized(original), source: "test", to: &copy)

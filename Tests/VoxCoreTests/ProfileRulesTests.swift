@@ -39,6 +39,22 @@ import VoxCore
         #expect(violation { try rules.checkVector([3e38, 3e38, 0, 0], field: "embedding") }?.message.contains("overflows") == true)
     }
 
+    @Test func modelTags() {
+        #expect(rules.model == ProfileRules.defaultModel)
+        #expect(violation { try rules.checkModel("", field: "probe.model") } == nil, "an empty tag is not checked")
+        #expect(violation { try rules.checkModel("ecapa-tdnn-192", field: "probe.model") } == nil)
+        let other = violation { try rules.checkModel("wavlm-base-plus", field: "samples[2].model") }
+        #expect(other?.field == "samples[2].model" && other?.kind == .invalidArgument)
+        #expect(other?.message.contains("'wavlm-base-plus'") == true && other?.message.contains("'ecapa-tdnn-192'") == true)
+        let long = violation { try rules.checkModel(String(repeating: "x", count: 100_000), field: "embedding.model") }
+        #expect(long != nil && long!.message.utf8.count < 400, "a huge tag is not echoed whole")
+        #expect(ProfileRules.checkModelTag("ecapa-tdnn-192") == nil)
+        #expect(ProfileRules.checkModelTag("speechbrain/spkrec-ecapa-voxceleb:v1.0") == nil)
+        #expect(ProfileRules.checkModelTag("")?.contains("1-64 bytes") == true)
+        #expect(ProfileRules.checkModelTag(String(repeating: "a", count: 65))?.contains("got 65") == true)
+        #expect(ProfileRules.checkModelTag("two words")?.contains("letters, digits") == true)
+    }
+
     @Test func samples() {
         #expect(violation { try rules.checkSamples([[1, 0, 0, 0], [0, 1, 0, 0]]) } == nil)
         #expect(violation { try rules.checkSamples([[1, 0, 0, 0], [0, 1, 0]]) }?.field == "samples[1]")

@@ -26,6 +26,23 @@ import VoxCore
         #expect(try store.outboxCount() == 1)
     }
 
+    /// `sqlite_synchronous` and `embedding_model` reach the store as configured.
+    @Test func theStoreIsOpenedAsConfigured() throws {
+        var configuration = VoxsyncConfiguration()
+        configuration.dataDirectory = NSTemporaryDirectory() + "voxsync-store-config-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: configuration.dataDirectory) }
+        let full = try ProfileStore(configuration: StoreConfiguration(configuration, origin: "a"))
+        #expect(try full.database.integer("PRAGMA synchronous") == 2, "FULL by default")
+        #expect(full.rules.model == "ecapa-tdnn-192" && full.configuration.path == configuration.dataDirectory + "/voxsync.sqlite")
+        configuration.sqliteSynchronous = "normal"
+        let normal = try ProfileStore(configuration: StoreConfiguration(configuration, origin: "a"))
+        #expect(try normal.database.integer("PRAGMA synchronous") == 1)
+        configuration.embeddingModel = "wavlm-base-plus"
+        let error = #expect(throws: StoreError.self) { try ProfileStore(configuration: StoreConfiguration(configuration, origin: "a")) }
+        #expect(error?.message.contains("of model 'ecapa-tdnn-192', not 'wavlm-base-plus'") == true, "the model is fixed when the store is created")
+    }
+
     @Test func everyWriteGetsANewerVersionAndAnOutboxRow() throws {
         let store = try open()
         let first = try store.put(alice(1), now: 5_000)

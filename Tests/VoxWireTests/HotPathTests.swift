@@ -98,6 +98,7 @@ import VoxTestSupport
                 case 1: verify.probe = Embedding()  // present, empty
                 default: verify.probe.values = (0..<Int(rng.next() % 200)).map { _ in Self.randomFloat(&rng) }
                 }
+                if rng.next() % 3 == 0 { verify.probe.model = rng.next() % 2 == 0 ? "ecapa-tdnn-192" : Self.randomSpeaker(&rng) }
                 envelope.message = .verify(verify)
             }
             guard let bytes: [UInt8] = try? envelope.serializedBytes(),

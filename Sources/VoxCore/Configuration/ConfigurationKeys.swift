@@ -25,6 +25,15 @@ public enum ConfigurationKeys {
                ["trace", "debug", "info", "notice", "warning", "error", "critical"]),
         integer("event_loop_threads", "Event-loop threads of the cache worker; connections are spread over them and each answers its own.", \.eventLoopThreads, 1...64),
         integer("embedding_dimension", "Floats per embedding (fixed when the store is created).", \.embeddingDimension, 1...8192),
+        ConfigurationKey(
+            name: "embedding_model", help: "Model tag of the embeddings (fixed when the store is created); a request whose vector names another model is refused.",
+            parse: { (text, config) throws(ConfigurationError) in
+                if let problem = ProfileRules.checkModelTag(text) { throw ConfigurationError("embedding_model \(problem)") }
+                config.embeddingModel = text
+            },
+            render: { $0.embeddingModel }),
+        choice("sqlite_synchronous", "full: a write is acknowledged once fsynced (survives power loss); normal: once in the OS (survives a crash of voxsync, not of the machine).",
+               \.sqliteSynchronous, ["full", "normal"]),
         integer("cache_capacity", "Profiles kept in memory.", \.cacheCapacity, 1...100_000_000),
         milliseconds("restart_initial_ms", "First restart delay (before jitter).", \.restart.backoff.initial, 1...60_000),
         milliseconds("restart_max_ms", "Longest restart delay; flapping workers are retried at this.", \.restart.backoff.maximum, 1...3_600_000),

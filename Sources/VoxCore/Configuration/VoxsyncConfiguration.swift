@@ -19,6 +19,11 @@ public struct VoxsyncConfiguration: Sendable, Equatable {
     public var eventLoopThreads = 2
     /// Number of float32 values in every embedding (fixed when the store is created).
     public var embeddingDimension = 192
+    /// Model tag of the embeddings (fixed when the store is created, like the dimension).
+    public var embeddingModel = ProfileRules.defaultModel
+    /// SQLite `synchronous` of the store: "full" (every group commit fsynced before it is
+    /// acknowledged) or "normal" (acknowledged once written to the OS).
+    public var sqliteSynchronous = "full"
     /// Profiles kept in memory by the cache worker.
     public var cacheCapacity = 100_000
     /// Restart, heartbeat and flapping behaviour of the supervisor.

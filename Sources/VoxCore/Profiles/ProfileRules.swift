@@ -9,9 +9,29 @@ public struct ProfileRules: Sendable, Equatable {
     public var maxSpeakerIDBytes = 256
     public var maxSamples = 64
     public var maxMetadataBytes = 64 * 1024
+    /// The model tag of the store's embeddings, fixed when the store is created.
+    public var model: String
 
-    public init(dimension: Int) {
+    public init(dimension: Int, model: String = Self.defaultModel) {
         self.dimension = dimension
+        self.model = model
+    }
+
+    public static let defaultModel = "ecapa-tdnn-192"
+    public static let maxModelBytes = 64
+
+    /// A model tag a store can be created with: 1–64 bytes of letters, digits and `.` `_`
+    /// `-` `:` `/` (what model names use; nothing to quote in a message or a file).
+    public static func checkModelTag(_ tag: String) -> String? {
+        guard !tag.isEmpty, tag.utf8.count <= maxModelBytes else {
+            return "must be 1-\(maxModelBytes) bytes; got \(tag.utf8.count)"
+        }
+        let allowed = tag.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+                || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "/")
+        }
+        return allowed ? nil : "may hold only letters, digits and . _ - : /; got '\(tag)'"
     }
 
     /// Why a profile (or a probe) was refused.
@@ -73,6 +93,15 @@ public struct ProfileRules: Sendable, Equatable {
                 kind: .invalidArgument, field: field,
                 message: squares > 0 ? "its norm overflows float32; scale it down" : "has zero norm (or values too small to normalise); an embedding needs a direction")
         }
+    }
+
+    /// The model a request says its vector came from: empty (not said) or the store's own.
+    public func checkModel(_ tag: String, field: String) throws(Violation) {
+        guard !tag.isEmpty, tag != model else { return }
+        let shown = tag.utf8.count <= Self.maxModelBytes ? tag : String(tag.prefix(Self.maxModelBytes)) + "…"
+        throw Violation(
+            kind: .invalidArgument, field: field,
+            message: "is '\(shown)', but this store holds embeddings of model '\(model)'; vectors of different models cannot be compared (send vectors of '\(model)', or leave the tag empty)")
     }
 
     /// At most `maxSamples` further enrollment vectors, each a valid embedding.

@@ -696,6 +696,12 @@ public nonisolated struct Voxsync_V1_Embedding: Sendable {
 
   public var values: [Float] = []
 
+  /// The model that made the vector, e.g. "ecapa-tdnn-192". Empty: not checked. Otherwise it
+  /// must equal the store's tag (HelloOk.embedding_model), or the request is refused
+  /// INVALID_ARGUMENT naming the field ("embedding.model", "probe.model", "samples[2].model"):
+  /// vectors of two models are not comparable, and a mixed store answers nonsense.
+  public var model: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2540,7 +2546,7 @@ nonisolated extension Voxsync_V1_Error: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Voxsync_V1_Embedding: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Embedding"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}values\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}values\0\u{1}model\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2549,6 +2555,7 @@ nonisolated extension Voxsync_V1_Embedding: SwiftProtobuf.Message, SwiftProtobuf
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedFloatField(value: &self.values) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.model) }()
       default: break
       }
     }
@@ -2558,11 +2565,15 @@ nonisolated extension Voxsync_V1_Embedding: SwiftProtobuf.Message, SwiftProtobuf
     if !self.values.isEmpty {
       try visitor.visitPackedFloatField(value: self.values, fieldNumber: 1)
     }
+    if !self.model.isEmpty {
+      try visitor.visitSingularStringField(value: self.model, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Voxsync_V1_Embedding, rhs: Voxsync_V1_Embedding) -> Bool {
     if lhs.values != rhs.values {return false}
+    if lhs.model != rhs.model {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
