@@ -45,37 +45,38 @@ extension CacheService {
     /// Commits `batch` in one transaction on the store thread, answers each write (only now:
     /// after the commit), and starts the writes that queued up meanwhile.
     ///
-    /// Everything after the commit happens on the store thread too: the cache takes the new
-    /// versions under the lock, then each event loop gets one task with the answers of its
-    /// own connections, so both loops write their answers at once, and no loop is woken only
-    /// to pass answers on to the other.
+    /// The cache takes the new versions on `loop`, like every other result of the store (a
+    /// miss's read, a delete, a refresh): in the order the store thread finished them, so a
+    /// read that finished before this commit can never put back what the commit replaced.
+    /// Each other event loop then gets one task with the answers of its own connections.
     private func commit(_ batch: [PendingPut]) {
         let writes = batch.map { (profile: $0.record, expectedVersion: $0.expectedVersion) }
         let now = Self.nowMilliseconds()
-        onStoreThread { store in
+        onStore { store in try store.putBatch(writes, now: now) }.whenComplete { outcome in
+            // The state first, under the lock; the answers after it is released (a completed
+            // promise may run the connection's next request, which takes the lock).
             let answers: [Envelope.OneOf_Message]
-            if let store {
-                do throws(StoreError) {
-                    let results = try store.putBatch(writes, now: now)
-                    answers = self.locked {
-                        zip(batch, results).map { _, result in
-                            switch result {
-                            case .success(let stored):
-                                self.touch(stored.speakerID)
-                                self.admit(stored)
-                                var answer = Voxsync_V1_PutResponse()
-                                answer.version = stored.version
-                                answer.origin = stored.origin
-                                return .putOk(answer)
-                            case .failure(let error):
-                                return Self.answer(for: error)
-                            }
+            switch outcome {
+            case .success(let results):
+                answers = self.locked {
+                    zip(batch, results).map { _, result in
+                        switch result {
+                        case .success(let stored):
+                            self.touch(stored.speakerID)
+                            self.admit(stored)
+                            var answer = Voxsync_V1_PutResponse()
+                            answer.version = stored.version
+                            answer.origin = stored.origin
+                            return .putOk(answer)
+                        case .failure(let error):
+                            return Self.answer(for: error)
                         }
                     }
-                } catch {
-                    answers = Array(repeating: Self.answer(for: error), count: batch.count)
                 }
-            } else {
+            case .failure(let error as StoreError):
+                answers = Array(repeating: Self.answer(for: error), count: batch.count)
+            case .failure:
+                // The store thread is stopping (the worker shuts down): nothing was written.
                 let answer = Self.error(.unavailable, "the cache worker is shutting down and did not write this; retry once it is back")
                 answers = Array(repeating: answer, count: batch.count)
             }
@@ -85,20 +86,26 @@ extension CacheService {
         }
     }
 
-    /// Completes each write's promise on its own loop: one task per loop for all of its writes.
+    /// Completes each write's promise, made on its connection's loop: those of `loop` at once,
+    /// those of each other loop in one task for all of them (not one wake-up per answer).
     private func deliver(_ answered: [(pending: PendingPut, answer: Envelope.OneOf_Message)]) {
-        var remaining = answered[...]
-        while let loop = remaining.first?.pending.promise.futureResult.eventLoop {
-            let mine = remaining.filter { $0.pending.promise.futureResult.eventLoop === loop }
-            remaining = remaining.filter { $0.pending.promise.futureResult.eventLoop !== loop }[...]
-            let metrics = self.metrics
-            loop.execute {
-                for (pending, answer) in mine {
-                    pending.promise.succeed(answer)
-                    if case .putOk = answer {
-                        metrics.write.recordNanoseconds((NIODeadline.now() - pending.arrived).nanoseconds)
-                    }
+        let metrics = self.metrics
+        func complete(_ answered: some Sequence<(pending: PendingPut, answer: Envelope.OneOf_Message)>) {
+            for (pending, answer) in answered {
+                pending.promise.succeed(answer)
+                if case .putOk = answer {
+                    metrics.write.recordNanoseconds((NIODeadline.now() - pending.arrived).nanoseconds)
                 }
+            }
+        }
+        var remaining = answered[...]
+        while let target = remaining.first?.pending.promise.futureResult.eventLoop {
+            let mine = remaining.filter { $0.pending.promise.futureResult.eventLoop === target }
+            remaining = remaining.filter { $0.pending.promise.futureResult.eventLoop !== target }[...]
+            if target.inEventLoop {
+                complete(mine)
+            } else {
+                target.execute { complete(mine) }
             }
         }
     }

@@ -347,12 +347,6 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         return storeThread.runIfActive(eventLoop: loop) { try body(store.store) }
     }
 
-    /// Runs `body` on the store's thread and stays there (no hop to a loop); `body` gets nil
-    /// instead of the store when the thread is shutting down.
-    func onStoreThread(_ body: @escaping @Sendable (ProfileStore?) -> Void) {
-        let store = UncheckedStore(store: store)
-        storeThread.submit { state in body(state == .active ? store.store : nil) }
-    }
 
     static func nowMilliseconds() -> Int64 {
         WallClock.nowMilliseconds()

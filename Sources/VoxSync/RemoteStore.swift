@@ -15,7 +15,8 @@ import VoxStore
 /// ```sql
 /// voxsync_profiles (speaker_id text COLLATE "C" PRIMARY KEY, embedding bytea, samples bytea,
 ///                   threshold real, metadata text, version bigint, origin text COLLATE "C",
-///                   updated_at bigint, deleted boolean, dimension integer, changed_by bigint)
+///                   updated_at bigint, deleted boolean, dimension integer, changed_by bigint,
+///                   model text)   -- the writer's embedding_model; schema 2 added it
 /// ```
 ///
 /// Vectors are little-endian float32, as in the local store. `changed_by` is the id of the
@@ -104,7 +105,7 @@ public final class RemoteStore: Sendable {
         }
     }
 
-    static let schemaTag = "voxsync schema 1"
+    static let schemaTag = "voxsync schema 2"
 
     private func schemaVersion() async throws -> String {
         let rows = try await client.query(
@@ -129,6 +130,9 @@ public final class RemoteStore: Sendable {
             changed_by  bigint NOT NULL DEFAULT 0
         )
         """,
+        // Schema 2: the model tag of the writer's store. Rows written before it (and by older
+        // builds, which only knew this model) get the default.
+        "ALTER TABLE \(table) ADD COLUMN IF NOT EXISTS model text COLLATE \"C\" NOT NULL DEFAULT 'ecapa-tdnn-192'",
         "CREATE INDEX IF NOT EXISTS \(table)_changed ON \(table) (changed_by, speaker_id)",
         """
         CREATE OR REPLACE FUNCTION \(table)_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -146,7 +150,7 @@ public final class RemoteStore: Sendable {
     /// Upserts `records` in one statement (one round trip). A row only replaces a remote row
     /// with a smaller `(version, origin)`, so a late or repeated batch never overwrites newer
     /// data. Speaker ids must be distinct (the outbox planner coalesces them).
-    public func upsert(_ records: [ProfileRecord], dimension: Int, timeout: Duration) async throws {
+    public func upsert(_ records: [ProfileRecord], dimension: Int, model: String, timeout: Duration) async throws {
         guard !records.isEmpty else { return }
         var ids: [String] = [], embeddings: [ByteBuffer] = [], samples: [ByteBuffer] = [], thresholds: [Float] = []
         var metadata: [String] = [], versions: [Int64] = [], origins: [String] = [], updated: [Int64] = [], deleted: [Bool] = []
@@ -164,14 +168,15 @@ public final class RemoteStore: Sendable {
         let dimension = Int32(dimension)
         let query: PostgresQuery = """
             INSERT INTO voxsync_profiles AS p
-                (speaker_id, embedding, samples, threshold, metadata, version, origin, updated_at, deleted, dimension)
-            SELECT u.*, \(dimension)::integer FROM UNNEST(
+                (speaker_id, embedding, samples, threshold, metadata, version, origin, updated_at, deleted, dimension, model)
+            SELECT u.*, \(dimension)::integer, \(model)::text FROM UNNEST(
                 \(ids)::text[], \(embeddings)::bytea[], \(samples)::bytea[], \(thresholds)::real[], \(metadata)::text[],
                 \(versions)::bigint[], \(origins)::text[], \(updated)::bigint[], \(deleted)::boolean[]) AS u
             ON CONFLICT (speaker_id) DO UPDATE SET
                 embedding = excluded.embedding, samples = excluded.samples, threshold = excluded.threshold,
                 metadata = excluded.metadata, version = excluded.version, origin = excluded.origin,
-                updated_at = excluded.updated_at, deleted = excluded.deleted, dimension = excluded.dimension
+                updated_at = excluded.updated_at, deleted = excluded.deleted, dimension = excluded.dimension,
+                model = excluded.model
             WHERE (excluded.version, excluded.origin) > (p.version, p.origin)
             """
         try await withDeadline(timeout) {
@@ -188,6 +193,8 @@ public final class RemoteStore: Sendable {
     public struct PulledRow: Sendable {
         public var record: ProfileRecord
         public var dimension: Int
+        /// The writer's model tag.
+        public var model: String
         public var changedBy: Int64
     }
 
@@ -207,7 +214,7 @@ public final class RemoteStore: Sendable {
         let afterTransaction = page.after?.transaction ?? -1
         let afterSpeaker = page.after?.speakerID ?? ""
         let query: PostgresQuery = """
-            SELECT speaker_id, embedding, samples, threshold, metadata, version, origin, updated_at, deleted, dimension, changed_by
+            SELECT speaker_id, embedding, samples, threshold, metadata, version, origin, updated_at, deleted, dimension, model, changed_by
             FROM voxsync_profiles
             WHERE changed_by >= \(page.from) AND changed_by < \(page.below)
               AND (changed_by, speaker_id) > (\(afterTransaction), \(afterSpeaker))
@@ -219,8 +226,8 @@ public final class RemoteStore: Sendable {
             try await self.busy {
                 var rows: [PulledRow] = []
                 let sequence = try await self.client.query(query, logger: self.logger)
-                for try await (id, embedding, samples, threshold, metadata, version, origin, updated, deleted, dimension, changedBy)
-                    in sequence.decode((String, ByteBuffer, ByteBuffer, Float, String, Int64, String, Int64, Bool, Int32, Int64).self) {
+                for try await (id, embedding, samples, threshold, metadata, version, origin, updated, deleted, dimension, model, changedBy)
+                    in sequence.decode((String, ByteBuffer, ByteBuffer, Float, String, Int64, String, Int64, Bool, Int32, String, Int64).self) {
                     var record = ProfileRecord(speakerID: id, embedding: Self.floats(embedding), threshold: threshold, metadata: metadata)
                     let flat = Self.floats(samples)
                     let d = max(Int(dimension), 1)
@@ -229,7 +236,7 @@ public final class RemoteStore: Sendable {
                     record.origin = origin
                     record.updatedAt = updated
                     record.deleted = deleted
-                    rows.append(PulledRow(record: record, dimension: Int(dimension), changedBy: changedBy))
+                    rows.append(PulledRow(record: record, dimension: Int(dimension), model: model, changedBy: changedBy))
                 }
                 return rows
             }

@@ -178,7 +178,7 @@ public actor SyncEngine {
         guard acquire() else { return nil }
         let started = ContinuousClock.now
         do {
-            try await remote.upsert(snapshot.items.map(\.record), dimension: rules.dimension, timeout: settings.remoteTimeout)
+            try await remote.upsert(snapshot.items.map(\.record), dimension: rules.dimension, model: rules.model, timeout: settings.remoteTimeout)
         } catch {
             switch SyncFailureKind.classify(sqlState: error.sqlState) {
             case .transient:
@@ -210,7 +210,7 @@ public actor SyncEngine {
             guard acquire() else { return nil }
             let started = ContinuousClock.now
             do {
-                try await remote.upsert([item.record], dimension: rules.dimension, timeout: settings.remoteTimeout)
+                try await remote.upsert([item.record], dimension: rules.dimension, model: rules.model, timeout: settings.remoteTimeout)
                 succeeded()
                 try await onStore { store in try store.complete([(item.record.speakerID, item.upTo)]) }
                 record(pushed: 1, upserts: 1, elapsed: started.duration(to: ContinuousClock.now), into: &report)

@@ -20,7 +20,7 @@ enum WorkerSocket {
             path: configuration.workerSocketPath(role),
             identity: ServerIdentity(
                 serverName: "voxsyncd 0.1.0 (\(role.rawValue))", instanceID: instanceID,
-                embeddingDimension: UInt32(configuration.embeddingDimension)),
+                embeddingDimension: UInt32(configuration.embeddingDimension), embeddingModel: configuration.embeddingModel),
             configuration: serverConfiguration, responder: responder, group: group, logger: logger)
     }
 }

@@ -154,7 +154,8 @@ struct SupervisorService: Service {
         let control = try await UnixSocketServer.bind(
             path: configuration.controlSocketPath,
             identity: ServerIdentity(serverName: "voxsyncd 0.1.0 (supervisor)", instanceID: instanceID,
-                                     embeddingDimension: UInt32(configuration.embeddingDimension)),
+                                     embeddingDimension: UInt32(configuration.embeddingDimension),
+                                     embeddingModel: configuration.embeddingModel),
             configuration: controlConfiguration, responder: SupervisorResponder(supervisor: supervisor),
             group: group, logger: supervisor.logger)
 

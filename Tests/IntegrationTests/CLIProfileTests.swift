@@ -71,6 +71,7 @@ extension ServiceTests {
             // Refusals name the field and write nothing.
             let otherModel = try await Self.shell("\(cli) enroll dave --embedding \(files)/alice.json --model wavlm-base-plus \(socket)")
             #expect(otherModel.code == 65 && otherModel.output.contains("embedding.model"), "\(otherModel.output)")
+            // (The CLI itself refuses a file of the wrong dimension, before sending anything.)
             try "[1, 0, 0]".write(toFile: "\(files)/short.json", atomically: true, encoding: .utf8)
             let short = try await Self.shell("\(cli) enroll dave --embedding \(files)/short.json \(socket)")
             #expect(short.code == 65 && short.output.contains("192"), "\(short.output)")

@@ -68,6 +68,47 @@ import VoxWire
         return answer.source
     }
 
+    /// A read that missed the cache and a write of the same speaker, pipelined on one
+    /// connection: the store thread finishes the read (the old version) first and the commit
+    /// right after, while the loop is busy. The cache must end with the write: the store's
+    /// results are applied in the order the store finished them, so the read cannot put the
+    /// older version back over the acknowledged one.
+    @Test func aMissedReadBeforeAWriteNeverPutsTheOlderVersionBack() async throws {
+        try await withService(capacity: 1) { service in
+            try await enroll(service, 1)
+            try await enroll(service, 2)  // capacity 1: speaker 1 now lives only in SQLite
+            let connection = ConnectionInfo(eventLoop: service.loop, peer: PeerCredentials(pid: 0, uid: 0, gid: 0))
+            var get = Voxsync_V1_GetRequest()
+            get.speakerID = Self.speaker(1)
+            var put = Voxsync_V1_PutRequest()
+            put.profile.speakerID = Self.speaker(1)
+            put.profile.embedding.values = Self.vector(3)
+            let (read, write) = try await service.loop.submit {
+                let read = service.respond(to: .get(get), connection: connection)
+                let write = service.respond(to: .put(put), connection: connection)
+                // The loop stays busy while the store thread reads and then commits.
+                service.loop.execute { usleep(100_000) }
+                return (read, write)
+            }.get()
+            func answer(_ response: ServerResponse) async throws -> Envelope.OneOf_Message {
+                switch response {
+                case .now(let answer): return answer
+                case .later(let future): return try await future.get()
+                }
+            }
+            guard case .getOk(let old) = try await answer(read), old.source == .sqlite else { throw CacheTestError("the read was not a miss") }
+            guard case .putOk(let written) = try await answer(write) else { throw CacheTestError("the write failed") }
+            #expect(old.profile.version < written.version)
+            guard case .getOk(let now) = try await send(service, .get(get)) else { throw CacheTestError("no get") }
+            #expect(now.profile.version == written.version && now.source == .cache, "the cache holds the acknowledged write")
+            var verify = Voxsync_V1_VerifyRequest()
+            verify.speakerID = Self.speaker(1)
+            verify.probe.values = Self.vector(3)
+            guard case .verifyOk(let verdict) = try await send(service, .verify(verify)) else { throw CacheTestError("no verify") }
+            #expect(abs(verdict.score - 1) < 1e-5, "verify scores against the written embedding")
+        }
+    }
+
     /// A vector that names another model than the store's is refused, naming the field, and
     /// nothing is written; the store's own tag, or none, is accepted.
     @Test func vectorsOfAnotherModelAreRefusedByField() async throws {

@@ -48,6 +48,9 @@ import VoxCore
         #expect(other?.message.contains("'wavlm-base-plus'") == true && other?.message.contains("'ecapa-tdnn-192'") == true)
         let long = violation { try rules.checkModel(String(repeating: "x", count: 100_000), field: "embedding.model") }
         #expect(long != nil && long!.message.utf8.count < 400, "a huge tag is not echoed whole")
+        let oneCharacter = "e" + String(repeating: "\u{301}", count: 100_000)  // one Character, 100 001 scalars
+        let combining = violation { try rules.checkModel(oneCharacter, field: "probe.model") }
+        #expect(combining != nil && combining!.message.utf8.count < 600, "nor one made of a single huge Character")
         #expect(ProfileRules.checkModelTag("ecapa-tdnn-192") == nil)
         #expect(ProfileRules.checkModelTag("speechbrain/spkrec-ecapa-voxceleb:v1.0") == nil)
         #expect(ProfileRules.checkModelTag("")?.contains("1-64 bytes") == true)

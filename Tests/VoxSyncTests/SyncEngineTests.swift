@@ -53,16 +53,16 @@ struct SyncEngineTests {
         older.version = 1_000_000
         older.origin = "instance-z"  // a larger origin must not win over a larger version
         try await instance.remote.migrate(timeout: .seconds(10))
-        try await instance.remote.upsert([newer], dimension: TestInstance.dimension, timeout: .seconds(10))
-        try await instance.remote.upsert([older], dimension: TestInstance.dimension, timeout: .seconds(10))
-        try await instance.remote.upsert([older], dimension: TestInstance.dimension, timeout: .seconds(10))
+        try await instance.remote.upsert([newer], dimension: TestInstance.dimension, model: ProfileRules.defaultModel, timeout: .seconds(10))
+        try await instance.remote.upsert([older], dimension: TestInstance.dimension, model: ProfileRules.defaultModel, timeout: .seconds(10))
+        try await instance.remote.upsert([older], dimension: TestInstance.dimension, model: ProfileRules.defaultModel, timeout: .seconds(10))
         let stored = try await instance.remote.allRows(timeout: .seconds(10))
         #expect(stored.map(\.record.version) == [2_000_000])
         // Equal versions: the origin breaks the tie, in byte order.
         var tie = newer
         tie.origin = "instance-b"
         tie.metadata = "tie"
-        try await instance.remote.upsert([tie], dimension: TestInstance.dimension, timeout: .seconds(10))
+        try await instance.remote.upsert([tie], dimension: TestInstance.dimension, model: ProfileRules.defaultModel, timeout: .seconds(10))
         let afterTie = try await instance.remote.allRows(timeout: .seconds(10))
         #expect(afterTie.map(\.record.metadata) == ["tie"])
     }
@@ -205,7 +205,11 @@ struct SyncEngineTests {
         nonFinite.version = 7
         nonFinite.origin = "elsewhere"
         try await reader.remote.migrate(timeout: .seconds(10))
-        try await reader.remote.upsert([wrongDimension, good, nonFinite], dimension: TestInstance.dimension, timeout: .seconds(10))
+        try await reader.remote.upsert([wrongDimension, good, nonFinite], dimension: TestInstance.dimension, model: ProfileRules.defaultModel, timeout: .seconds(10))
+        var otherModel = TestInstance.profile("other-model", seed: 4)
+        otherModel.version = 8
+        otherModel.origin = "elsewhere"
+        try await reader.remote.upsert([otherModel], dimension: TestInstance.dimension, model: "wavlm-base-plus", timeout: .seconds(10))
         let pulled = await reader.engine.pull()
         #expect(pulled == 1)
         #expect(try reader.rows().map(\.speakerID) == ["good"])

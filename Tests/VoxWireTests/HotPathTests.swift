@@ -146,6 +146,40 @@ import VoxTestSupport
         #expect((try? Envelope(serializedBytes: badText)) == nil)
     }
 
+    /// The probe's model tag: canonical after the values; before them, twice, not UTF-8 or with
+    /// another wire type, the hot path leaves the frame to SwiftProtobuf.
+    @Test func theProbesModelTagIsDecodedOnlyInItsCanonicalPlace() async throws {
+        func verifyFrame(_ embedding: [UInt8]) -> [UInt8] {
+            let body: [UInt8] = [0x0a, 0x05] + Array("alice".utf8) + [0x12, UInt8(embedding.count)] + embedding
+            return [0x72, UInt8(body.count)] + body
+        }
+        let one: [UInt8] = [0x0a, 0x04, 0x00, 0x00, 0x80, 0x3f]  // values: [1.0]
+        let canonical = verifyFrame(one + [0x12, 0x01, 0x6d])
+        let fast = canonical.withUnsafeBytes { HotPath.decode($0) }
+        guard case .verify(let decoded)? = fast?.message else {
+            Issue.record("the canonical frame with a model tag was not decoded")
+            return
+        }
+        #expect(decoded.probe.model == "m" && decoded.probe.values == [1])
+        #expect(Self.same(fast!, try Envelope(serializedBytes: canonical)))
+        for bytes in [verifyFrame([0x12, 0x01, 0x6d] + one), verifyFrame(one + [0x12, 0x01, 0x6d, 0x12, 0x01, 0x6e])] {
+            #expect(bytes.withUnsafeBytes { HotPath.decode($0) } == nil)
+            _ = try Envelope(serializedBytes: bytes)
+        }
+        let badModel = verifyFrame(one + [0x12, 0x02, 0xc3, 0x28])
+        #expect(badModel.withUnsafeBytes { HotPath.decode($0) } == nil)
+        #expect((try? Envelope(serializedBytes: badModel)) == nil)
+        #expect(verifyFrame(one + [0x10, 0x01]).withUnsafeBytes { HotPath.decode($0) } == nil, "a varint where the tag's string belongs")
+        var tagged = Voxsync_V1_VerifyRequest()
+        tagged.speakerID = "alice"
+        tagged.probe.values = (0..<8).map { Float($0) / 8 }
+        tagged.probe.model = "ecapa-tdnn-192"
+        let taggedBytes: [UInt8] = try Envelope(requestID: 301, .verify(tagged)).serializedBytes()
+        let (handled, differences) = await offCooperativePool { Self.mutationDifferences(taggedBytes, count: 5_000) }
+        #expect(differences.isEmpty, "\(differences.prefix(5))")
+        #expect(handled > 250, "the mutations keep some frames canonical")
+    }
+
     static func mutationDifferences(_ canonical: [UInt8], count: Int) -> (handled: Int, differences: [String]) {
         var rng = SplitMix64(state: 13)
         var handled = 0

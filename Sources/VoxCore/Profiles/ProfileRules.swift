@@ -98,7 +98,7 @@ public struct ProfileRules: Sendable, Equatable {
     /// The model a request says its vector came from: empty (not said) or the store's own.
     public func checkModel(_ tag: String, field: String) throws(Violation) {
         guard !tag.isEmpty, tag != model else { return }
-        let shown = tag.utf8.count <= Self.maxModelBytes ? tag : String(tag.prefix(Self.maxModelBytes)) + "…"
+        let shown = tag.utf8.count <= Self.maxModelBytes ? tag : String(tag.unicodeScalars.prefix(Self.maxModelBytes)) + "…"
         throw Violation(
             kind: .invalidArgument, field: field,
             message: "is '\(shown)', but this store holds embeddings of model '\(model)'; vectors of different models cannot be compared (send vectors of '\(model)', or leave the tag empty)")

@@ -85,6 +85,10 @@ public struct EmbeddingMatrix: Sendable {
             if block == high.count {
                 high.append(Self.emptyBlock(dimension))
                 low.append(Self.emptyBlock(dimension))
+            } else if high[block].capacity < Self.blockRows * dimension {
+                // A block copied on write (the matrix was shared) has only the room it needed.
+                high[block].reserveCapacity(Self.blockRows * dimension)
+                low[block].reserveCapacity(Self.blockRows * dimension)
             }
             withUnsafeTemporaryAllocation(of: UInt16.self, capacity: 2 * dimension) { halves in
                 Self.split(embedding, upper: UnsafeMutableBufferPointer(rebasing: halves[0..<dimension]),
