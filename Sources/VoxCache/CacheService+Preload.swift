@@ -89,7 +89,7 @@ extension CacheService {
 
     /// Answers with `body` now, or once a background preload is in (identify and stats need all
     /// of it). `body` takes the lock itself.
-    func afterPreload(_ body: @escaping () -> ServerResponse) -> ServerResponse {
+    func afterPreload(_ body: @escaping @Sendable () -> ServerResponse) -> ServerResponse {
         guard locked({ preloading }) else { return body() }
         return .later(preloadDone.futureResult.flatMap {
             switch body() {

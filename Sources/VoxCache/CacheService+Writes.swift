@@ -90,7 +90,7 @@ extension CacheService {
     /// those of each other loop in one task for all of them (not one wake-up per answer).
     private func deliver(_ answered: [(pending: PendingPut, answer: Envelope.OneOf_Message)]) {
         let metrics = self.metrics
-        func complete(_ answered: some Sequence<(pending: PendingPut, answer: Envelope.OneOf_Message)>) {
+        @Sendable func complete(_ answered: [(pending: PendingPut, answer: Envelope.OneOf_Message)]) {
             for (pending, answer) in answered {
                 pending.promise.succeed(answer)
                 if case .putOk = answer {

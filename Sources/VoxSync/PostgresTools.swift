@@ -38,7 +38,7 @@ public enum PostgresAdmin {
     /// Creates an empty database named `<prefix><random>` on `admin`'s server and returns its URL.
     public static func createDatabase(on admin: PostgresURL, prefix: String, logger: Logger) async throws -> PostgresURL {
         let name = prefix + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
-        try await withClient(admin, logger: logger) { client in
+        _ = try await withClient(admin, logger: logger) { client in
             try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
         }
         var url = admin

@@ -55,10 +55,8 @@ extension ServiceTests {
             do {
                 guard case .getOk(let answer) = try await client.send(get(id)) else { return "no get_ok" }
                 return String(answer.profile.version)
-            } catch let error as VoxClientError {
-                if case .server(.notFound) = error.code { return "not found" }
-                return "\(error)"
             } catch {
+                if case .server(.notFound) = error.code { return "not found" }
                 return "\(error)"
             }
         }

@@ -83,7 +83,7 @@ import VoxWire
             var put = Voxsync_V1_PutRequest()
             put.profile.speakerID = Self.speaker(1)
             put.profile.embedding.values = Self.vector(3)
-            let (read, write) = try await service.loop.submit {
+            let (read, write) = try await service.loop.submit { [get, put] in
                 let read = service.respond(to: .get(get), connection: connection)
                 let write = service.respond(to: .put(put), connection: connection)
                 // The loop stays busy while the store thread reads and then commits.

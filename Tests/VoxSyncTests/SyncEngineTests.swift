@@ -74,7 +74,7 @@ struct SyncEngineTests {
         settings.rowRetryBackoff = .init(initial: .milliseconds(300), maximum: .milliseconds(300), jitter: 0)
         let instance = try TestInstance(remoteURL: url, origin: "instance-a", settings: settings)
         try await instance.remote.migrate(timeout: .seconds(10))
-        try await TestPostgres.withClient(url) { client in
+        _ = try await TestPostgres.withClient(url) { client in
             try await client.query("ALTER TABLE voxsync_profiles ADD CONSTRAINT no_poison CHECK (speaker_id <> 'poison')", logger: TestPostgres.logger)
         }
         for i in 0..<5 { try instance.put("before-\(i)", seed: i) }
@@ -96,7 +96,7 @@ struct SyncEngineTests {
         #expect(status.deadLetters == 1 && status.circuitState == "closed", "a refused row is not an outage")
 
         // Fixed on the server: re-drive it.
-        try await TestPostgres.withClient(url) { client in
+        _ = try await TestPostgres.withClient(url) { client in
             try await client.query("ALTER TABLE voxsync_profiles DROP CONSTRAINT no_poison", logger: TestPostgres.logger)
         }
         #expect(try await instance.engine.retryDeadLetters(id: nil) == 1)
@@ -163,7 +163,7 @@ struct SyncEngineTests {
         let reader = try TestInstance(remoteURL: url, origin: "reader")
         try await reader.remote.migrate(timeout: .seconds(10))
         let held = AsyncStreamPair()
-        try await TestPostgres.withClient(url) { client in
+        _ = try await TestPostgres.withClient(url) { client in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 // Writer A: begins first (takes the smaller transaction id), commits last.
                 group.addTask {
