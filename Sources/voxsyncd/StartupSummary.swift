@@ -22,7 +22,10 @@ enum StartupSummary {
             let state = status?.workers.first { $0.role.serviceRole == role }?.state ?? "?"
             row(index == 0 ? "workers" : "", "\(role.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) pid \(pid) \(state) — \(detail)")
         }
-        row("cache size", "\(configuration.cacheCapacity) profiles, \(configuration.embeddingDimension)-dim embeddings")
+        row("cache size", "\(configuration.cacheCapacity) profiles, \(configuration.embeddingDimension)-dim embeddings of model \(configuration.embeddingModel)")
+        row("durability", configuration.sqliteSynchronous == "full"
+            ? "every write fsynced before it is acknowledged (sqlite_synchronous=full)"
+            : "writes acknowledged once in the OS: a power cut may lose the last ones (sqlite_synchronous=normal)")
         row("PostgreSQL", configuration.postgresURL.map { ConfigurationLoader.redacted($0) } ?? "not configured (postgres_url / VOXSYNC_POSTGRES_URL); the store stays local")
         row("Redis", configuration.redisURL.map { ConfigurationLoader.redacted($0) } ?? "not configured (redis_url / VOXSYNC_REDIS_URL)")
         row("Prometheus", configuration.metricsAddress.isEmpty ? "disabled" : "http://\(configuration.metricsAddress)/metrics")
