@@ -347,7 +347,6 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         return storeThread.runIfActive(eventLoop: loop) { try body(store.store) }
     }
 
-
     static func nowMilliseconds() -> Int64 {
         WallClock.nowMilliseconds()
     }

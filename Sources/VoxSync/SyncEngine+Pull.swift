@@ -64,9 +64,7 @@ extension SyncEngine {
             guard row.dimension == rules.dimension else {
                 throw ProfileRules.Violation(kind: .dimensionMismatch, field: "dimension", message: "the row has \(row.dimension)-dimensional embeddings; this store holds \(rules.dimension)")
             }
-            guard row.model == rules.model else {
-                throw ProfileRules.Violation(kind: .invalidArgument, field: "model", message: "the row's embeddings are of model '\(row.model.unicodeScalars.prefix(64))'; this store holds '\(rules.model)'")
-            }
+            try rules.checkModel(row.model, field: "model")
             try rules.checkSpeakerID(row.record.speakerID)
             guard !row.record.origin.isEmpty, row.record.origin.utf8.count <= 256 else {
                 throw ProfileRules.Violation(kind: .invalidArgument, field: "origin", message: "must be 1-256 bytes")
