@@ -24,7 +24,7 @@ final class Locked<Value>: @unchecked Sendable {
 }
 
 /// Starts `argv` with `posix_spawn` (stdout to `output`, or /dev/null; stderr inherited, or to
-/// `output` too) and returns its pid. Own process group when `newGroup`, so a Ctrl-C in the
+/// `output` too) and returns its pid; `argv[0]` is a path, or a name looked up in `PATH`. Own process group when `newGroup`, so a Ctrl-C in the
 /// terminal reaches the chaos run, which then stops the child itself.
 func spawnProcess(_ argv: [String], output: String? = nil, errorsToOutput: Bool = false, newGroup: Bool = false) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
@@ -42,7 +42,12 @@ func spawnProcess(_ argv: [String], output: String? = nil, errorsToOutput: Bool 
     sigaddset(&defaults, SIGINT)
     sigaddset(&defaults, SIGTERM)
     posix_spawnattr_setsigdefault(&attributes, &defaults)
-    var flags = Int16(POSIX_SPAWN_SETSIGDEF)
+    // Nothing blocked: this process's threads block signals (Foundation's, NIO's), and a mask is
+    // inherited — a redis-server started with SIGTERM blocked never stops on it.
+    var unblocked = sigset_t()
+    sigemptyset(&unblocked)
+    posix_spawnattr_setsigmask(&attributes, &unblocked)
+    var flags = Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
     if newGroup {
         posix_spawnattr_setpgroup(&attributes, 0)
         flags |= Int16(POSIX_SPAWN_SETPGROUP)
@@ -51,7 +56,7 @@ func spawnProcess(_ argv: [String], output: String? = nil, errorsToOutput: Bool 
     var cArguments = argv.map { strdup($0) } + [nil]
     defer { cArguments.forEach { free($0) } }
     var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, argv[0], &actions, &attributes, &cArguments, environ)
+    let spawned = posix_spawnp(&pid, argv[0], &actions, &attributes, &cArguments, environ)
     guard spawned == 0 else { throw BenchError("cannot run \(argv[0]): \(String(cString: strerror(spawned)))") }
     return pid
 }

@@ -345,22 +345,33 @@ struct RedisGetDialect: BenchDialect {
 }
 
 /// A Redis command whose reply is always the same status line: PING (`+PONG`) for the ping
-/// benchmark, SET (`+OK`) sent once to give GET its value.
+/// benchmark, SET (`+OK`) sent once to give GET its value, or SET of a new key each time for
+/// the durable enrolls' reference.
 struct RedisFixedReplyDialect: BenchDialect {
-    private let command: [UInt8]
+    private let command: () -> [UInt8]
     private let reply: [UInt8]
 
     static func ping() -> Self {
-        Self(command: Array("*1\r\n$4\r\nPING\r\n".utf8), reply: Array("+PONG\r\n".utf8))
+        let command = Array("*1\r\n$4\r\nPING\r\n".utf8)
+        return Self(command: { command }, reply: Array("+PONG\r\n".utf8))
     }
 
     static func set(key: String, value: [UInt8]) -> Self {
-        Self(command: Array("*3\r\n$3\r\nSET\r\n$\(key.utf8.count)\r\n\(key)\r\n$\(value.count)\r\n".utf8) + value + Array("\r\n".utf8),
-             reply: Array("+OK\r\n".utf8))
+        let command = setCommand(key: key, value: value)
+        return Self(command: { command }, reply: Array("+OK\r\n".utf8))
+    }
+
+    /// SET of whatever `next` returns, a new command per request.
+    static func set(_ next: @escaping () -> (key: String, value: [UInt8])) -> Self {
+        Self(command: { let (key, value) = next(); return setCommand(key: key, value: value) }, reply: Array("+OK\r\n".utf8))
+    }
+
+    private static func setCommand(key: String, value: [UInt8]) -> [UInt8] {
+        Array("*3\r\n$3\r\nSET\r\n$\(key.utf8.count)\r\n\(key)\r\n$\(value.count)\r\n".utf8) + value + Array("\r\n".utf8)
     }
 
     mutating func greeting() throws -> [UInt8]? { nil }
-    mutating func request() throws -> [UInt8] { command }
+    mutating func request() throws -> [UInt8] { command() }
 
     mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
         var count = 0

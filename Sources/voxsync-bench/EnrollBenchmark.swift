@@ -3,11 +3,13 @@ import Foundation
 
 /// Durable enrolls: `clients` connections each with one write in flight, every write a new
 /// speaker, each acknowledged only after its SQLite transaction committed (WAL,
-/// synchronous=FULL, group commit).
+/// synchronous=FULL, group commit) — side by side with the durable reference: Redis with its
+/// append-only file fsynced before every reply (`appendfsync always`), SET of a new 768-byte
+/// key per request, driven by the same closed-loop client and by redis-benchmark itself.
 struct EnrollBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "enroll",
-        abstract: "Durable enrolls from concurrent clients: acknowledged writes per second.")
+        abstract: "Durable enrolls from concurrent clients: acknowledged writes per second, beside Redis with appendfsync always.")
 
     @Option(help: "Path of voxsyncd (default: next to voxsync-bench).")
     var voxsyncd: String?
@@ -15,38 +17,75 @@ struct EnrollBenchmark: ParsableCommand {
     @Option(help: "Comma-separated client counts (1-1000 each).")
     var clients: String = "1,32"
 
-    @Option(help: "Enroll into the voxsyncd already listening on this socket instead of a fresh one per row.")
+    @Option(help: "Enroll into the voxsyncd already listening on this socket instead of a fresh one per round.")
     var socket: String?
 
-    @Option(help: "Enrolls per row (1000-10000000).")
+    @Option(help: "Enrolls per round (1000-10000000; at most 20000 for 1 client).")
     var requests: Int = 100_000
+
+    @Option(help: "Alternating rounds per client count, odd; each row shows its median round (1-9).")
+    var rounds: Int = 3
+
+    @Option(help: "redis-server to start for the durable reference rows (empty: no Redis rows).")
+    var redisServer: String = "redis-server"
 
     func validate() throws {
         guard (1000...10_000_000).contains(requests) else {
             throw ValidationError("--requests must be between 1000 and 10000000; got \(requests)")
         }
+        guard (1...9).contains(rounds), rounds % 2 == 1 else { throw ValidationError("--rounds must be odd (a median round) and between 1 and 9; got \(rounds)") }
         _ = try parseClientCounts(clients)
     }
 
     func run() throws {
         let dimension = 192
         var vectors = BenchVectors(dimension: dimension, seed: 11)
-        // Generated before the clock starts; rows reuse them (each write is still a new speaker).
+        // Generated before the clock starts; rounds reuse them (each write is still a new speaker).
         let embeddings = (0..<4096).map { _ in vectors.unit() }
-        var table = Table("clients", "enrolls", "acknowledged/s", "p50 µs", "p99 µs", "fsync-durable")
+        let values = embeddings.map { embedding in embedding.withUnsafeBytes { [UInt8]($0) } }
+        var measured = Rounds()
+        var first = 0
         for count in try parseClientCounts(clients) {
-            // A fresh store per row, so every row starts from the same (empty) state.
-            let daemon = socket == nil ? try DaemonProcess(executable: voxsyncd ?? DaemonProcess.siblingExecutable) : nil
-            defer { daemon?.stop() }
-            let rowRequests = count == 1 ? min(requests, 20_000) : requests
-            let socketPath = socket ?? daemon!.socketPath
-            let result = try EnrollLoad.run(socketPath: socketPath, clients: count, count: rowRequests) { embeddings[$0 % embeddings.count] }
-            table.add("\(count)", "\(result.samples.nanoseconds.count)", format(Double(result.samples.nanoseconds.count) / result.seconds),
-                      format(result.samples.percentileMicroseconds(50)), format(result.samples.percentileMicroseconds(99)), "yes (WAL, synchronous=FULL)")
+            let roundRequests = count == 1 ? min(requests, 20_000) : requests
+            for _ in 0..<rounds {
+                // A fresh store and a fresh Redis per round, so every round starts empty.
+                do {
+                    let daemon = socket == nil ? try DaemonProcess(executable: voxsyncd ?? DaemonProcess.siblingExecutable) : nil
+                    defer { daemon?.stop() }
+                    let vox = try EnrollLoad.run(socketPath: socket ?? daemon!.socketPath, clients: count, first: first, count: roundRequests) {
+                        embeddings[$0 % embeddings.count]
+                    }
+                    first += roundRequests
+                    measured.add("voxsyncd enroll, WAL synchronous=FULL · closed-loop client", clients: count, samples: vox.samples, seconds: vox.seconds)
+                }
+                guard !redisServer.isEmpty else { continue }
+                do {
+                    let redis = try RedisServerProcess(executable: redisServer)
+                    defer { redis.stop() }
+                    var next = 0
+                    let run = try ClosedLoopClient.run(socketPath: redis.socketPath, clients: count, requests: roundRequests) {
+                        RedisFixedReplyDialect.set {
+                            defer { next += 1 }
+                            return (benchSpeakerID(next), values[next % values.count])
+                        }
+                    }
+                    measured.add("redis-server SET 768 B, appendfsync always · the same closed-loop client", clients: count, samples: run.samples, seconds: run.seconds)
+                }
+                do {
+                    let redis = try RedisServerProcess(executable: redisServer)
+                    defer { redis.stop() }
+                    let row = try RedisBenchmark(socketPath: redis.socketPath).run(
+                        test: "set", clients: count, requests: roundRequests, valueSize: 4 * dimension, keyspace: 1_000_000_000)
+                    measured.add("redis-server SET 768 B, appendfsync always · redis-benchmark -t set -r", clients: count, .init(
+                        requestsPerSecond: row.requestsPerSecond, p50: row.p50Microseconds, p99: row.p99Microseconds))
+                }
+            }
         }
         print("Durable enrolls: each client one write in flight, every write a new speaker (192 dims, no extra samples),")
-        print("acknowledged after its transaction (profile row + outbox row) committed; release build, fresh store per row")
+        print("acknowledged after its transaction (profile row + outbox row) committed; Redis acknowledges a SET of a new")
+        print("key after its append-only file is fsynced; release build, a fresh store and a fresh Redis per round,")
+        print("\(rounds) alternating rounds, median shown")
         print()
-        print(table.render())
+        print(measured.table().render())
     }
 }

@@ -11,10 +11,12 @@ struct RedisBenchmark {
     var socketPath: String
     var executable = "redis-benchmark"
 
-    /// One redis-benchmark run; `test` is e.g. "ping" (reports PING_MBULK) or "get".
-    func run(test: String, clients: Int, requests: Int, valueSize: Int? = nil) throws -> Row {
+    /// One redis-benchmark run; `test` is e.g. "ping" (reports PING_MBULK), "get" or "set".
+    /// `keyspace`: keys drawn at random from that many (`-r`) instead of one fixed key.
+    func run(test: String, clients: Int, requests: Int, valueSize: Int? = nil, keyspace: Int? = nil) throws -> Row {
         var arguments = ["-s", socketPath, "-t", test, "-c", "\(clients)", "-n", "\(requests)", "--csv"]
         if let valueSize { arguments += ["-d", "\(valueSize)"] }
+        if let keyspace { arguments += ["-r", "\(keyspace)"] }
         let output = try runProcess(executable, arguments)
         let wanted = test == "ping" ? "PING_MBULK" : test.uppercased()
         for line in output.split(separator: "\n") {
