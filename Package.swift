@@ -197,7 +197,8 @@ let package = Package(
         .testTarget(
             name: "VoxCacheTests",
             dependencies: [
-                "VoxCache", "VoxStore", "VoxCore", "VoxWire", "VoxTransport",
+                "VoxCache", "VoxStore", "VoxCore", "VoxWire", "VoxTransport", "VoxTestSupport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

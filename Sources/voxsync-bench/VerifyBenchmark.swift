@@ -34,6 +34,9 @@ struct VerifyBenchmark: ParsableCommand {
     @Option(name: .customLong("set"), help: "A voxsyncd setting key=value for the measured service (repeatable), e.g. prefetch_enabled=false.")
     var settings: [String] = []
 
+    @Flag(help: "Also measure verify with identify requests running back to back on another connection (with --speakers 100000, each scans a full matrix).")
+    var identifyBeside = false
+
     func validate() throws {
         guard (1000...10_000_000).contains(requests) else {
             throw ValidationError("--requests must be between 1000 and 10000000; got \(requests)")
@@ -66,6 +69,15 @@ struct VerifyBenchmark: ParsableCommand {
             for _ in 0..<rounds {
                 let vox = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: verifyDialects(probes))
                 measured.add("voxsyncd verify · closed-loop client", clients: count, samples: vox.samples, seconds: vox.seconds)
+                if identifyBeside {
+                    let beside = try IdentifyLoad(socketPath: daemon.socketPath, dimension: dimension)
+                    let mixed = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: verifyDialects(probes))
+                    let identifies = try beside.stop()
+                    measured.add("voxsyncd verify, identify running beside · closed-loop client", clients: count, samples: mixed.samples, seconds: mixed.seconds)
+                    measured.add("voxsyncd identify of k = 10 on one more connection, beside the verifies above", clients: count, .init(
+                        requestsPerSecond: Double(identifies.samples.nanoseconds.count) / identifies.seconds,
+                        p50: identifies.samples.percentileMicroseconds(50), p99: identifies.samples.percentileMicroseconds(99)))
+                }
                 guard let redisSocket else { continue }
                 let redis = try ClosedLoopClient.run(socketPath: redisSocket, clients: count, requests: requests) {
                     RedisGetDialect(key: redisKey, valueSize: 4 * dimension)
@@ -161,4 +173,50 @@ func parseClientCounts(_ text: String) throws -> [Int] {
         throw ValidationError("--clients must be numbers from 1 to 1000 separated by commas; got '\(text)'")
     }
     return counts
+}
+
+/// Identify requests sent back to back on one connection, on a thread of its own, until
+/// `stop`: the load a verify benchmark runs beside its verifies.
+final class IdentifyLoad: @unchecked Sendable {
+    private let done = Locked(false)
+    private let finished = DispatchSemaphore(value: 0)
+    private var result: Result<(samples: LatencySamples, seconds: Double), Error>?
+
+    init(socketPath: String, dimension: Int) throws {
+        var vectors = BenchVectors(dimension: dimension, seed: 23)
+        let probes = (0..<64).map { _ in vectors.unit() }
+        let thread = Thread { [done, finished] in
+            var samples = LatencySamples(capacity: 4096)
+            var seconds = 0.0
+            var next = 0
+            do {
+                while !done.current {
+                    // 20 at a time: `done` is looked at between runs.
+                    let run = try ClosedLoopClient.run(socketPath: socketPath, clients: 1, requests: 20) {
+                        VoxsyncDialect {
+                            defer { next += 1 }
+                            var identify = Voxsync_V1_IdentifyRequest()
+                            identify.probe.values = probes[next % probes.count]
+                            identify.k = 10
+                            return .identify(identify)
+                        }
+                    }
+                    samples.merge(run.samples)
+                    seconds += run.seconds
+                }
+                self.result = .success((samples, seconds))
+            } catch {
+                self.result = .failure(error)
+            }
+            finished.signal()
+        }
+        thread.start()
+    }
+
+    /// Stops the load and returns its identifies' latencies and the time they took.
+    func stop() throws -> (samples: LatencySamples, seconds: Double) {
+        done.withLock { $0 = true }
+        finished.wait()
+        return try result!.get()
+    }
 }

@@ -1,9 +1,11 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
 import VoxCore
 import VoxStore
+import VoxTestSupport
 import VoxWire
 @testable import VoxCache
 @testable import VoxTransport
@@ -146,6 +148,47 @@ import VoxWire
             verify.probe.model = ProfileRules.defaultModel
             guard case .verifyOk(let answer) = try await send(service, .verify(verify)) else { throw CacheTestError("verify with the store's model failed") }
             #expect(answer.accepted)
+        }
+    }
+
+    /// Identify scans a snapshot of the matrix without the state lock, on the scan thread. While
+    /// a scan is held (between its snapshot and its scan), a verify is answered from the cache
+    /// and an enroll commits and enters the matrix; the held identify then answers from the matrix as it was
+    /// when it came — without the new speaker, whose own vector it was asked about — and the
+    /// next identify finds the new speaker. If the scan held the lock, the verify would wait
+    /// for the scan, the scan for the test (10 s), and the test would fail.
+    @Test func identifyScansASnapshotWhileVerifiesAndWritesGoOn() async throws {
+        try await withService(capacity: 1000) { service in
+            for number in 0..<50 { try await enroll(service, number) }
+            let scanning = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+            let releasedInTime = NIOLockedValueBox<Bool?>(nil)
+            service.identifyWillScan = {
+                scanning.signal()
+                let released = release.wait(timeout: .now() + 10) == .success
+                releasedInTime.withLockedValue { $0 = released }
+            }
+            let other = MultiThreadedEventLoopGroup.singleton.next()
+            let connection = ConnectionInfo(eventLoop: other, peer: PeerCredentials(pid: 0, uid: 0, gid: 0))
+            var identify = Voxsync_V1_IdentifyRequest()
+            identify.probe.values = Self.vector(1000)
+            identify.k = 3
+            let request = Envelope.OneOf_Message.identify(identify)
+            let held = other.submit { service.respond(to: request, connection: connection) }
+            await offCooperativePool { scanning.wait() }
+
+            #expect(try await verify(service, 7) == .cache, "a verify is answered while the scan is held")
+            try await enroll(service, 1000)
+            release.signal()
+            guard case .later(let scan) = try await held.get(), case .identifyOk(let before) = try await scan.get() else {
+                throw CacheTestError("the held identify failed")
+            }
+            #expect(releasedInTime.withLockedValue { $0 } == true, "the verify and the enroll finished while the scan was held")
+            #expect(before.matches.count == 3 && !before.matches.contains { $0.speakerID == Self.speaker(1000) },
+                    "the held scan answers from its snapshot: \(before.matches.map(\.speakerID))")
+
+            service.identifyWillScan = nil
+            guard case .identifyOk(let after) = try await send(service, request) else { throw CacheTestError("identify failed") }
+            #expect(after.matches.first?.speakerID == Self.speaker(1000) && abs((after.matches.first?.score ?? 0) - 1) < 1e-5)
         }
     }
 

@@ -233,4 +233,66 @@ import VoxTestSupport
         }
         return differences
     }
+
+    /// A snapshot keeps the rows it was taken with while the matrix changes in every way —
+    /// rows replaced in the first and last blocks, removed (moving rows across blocks), added
+    /// past a block boundary — and the matrix itself ends up exactly as changed: each scan
+    /// equals the full scan over its own rows and a brute-force reference.
+    @Test func aSnapshotKeepsItsRowsWhileTheMatrixChanges() async {
+        let differences = await offCooperativePool { self.snapshotDifferences() }
+        #expect(differences.isEmpty, "\(differences.prefix(10)) (\(differences.count) in all)")
+    }
+
+    func snapshotDifferences() -> [String] {
+        var differences: [String] = []
+        var rng = Generator(state: 12)
+        let dimension = 24, block = EmbeddingMatrix.blockRows
+        var matrix = EmbeddingMatrix(dimension: dimension)
+        var rows: [String: [Float]] = [:]
+        for index in 0..<(block + block / 2) {
+            rows["s\(index)"] = randomVector(dimension, &rng)
+            matrix.upsert("s\(index)", embedding: rows["s\(index)"]!)
+        }
+        let frozen = matrix.snapshot
+        let frozenRows = rows
+        for id in ["s0", "s5", "s1500", "s1535"] {
+            rows[id] = randomVector(dimension, &rng)
+            matrix.upsert(id, embedding: rows[id]!)
+        }
+        for index in stride(from: 1, to: block + block / 2, by: 5) where rows["s\(index)"] != nil {
+            rows["s\(index)"] = nil
+            matrix.remove("s\(index)")
+        }
+        for index in 0..<(block / 2 + 600) {
+            rows["t\(index)"] = randomVector(dimension, &rng)
+            matrix.upsert("t\(index)", embedding: rows["t\(index)"]!)
+        }
+        if frozen.count != frozenRows.count { differences.append("snapshot count \(frozen.count) vs \(frozenRows.count)") }
+        if matrix.count != rows.count { differences.append("matrix count \(matrix.count) vs \(rows.count)") }
+        if matrix.count <= 2 * block { differences.append("did not grow past two blocks: \(matrix.count)") }
+        for (id, row) in rows where matrix.embedding(of: id)?.map(\.bitPattern) != row.map(\.bitPattern) {
+            differences.append("\(id): the matrix's embedding differs")
+        }
+        /// The k best of `rows` by cosine, ties by id: what a scan must return.
+        func bruteForce(_ rows: [String: [Float]], _ probe: [Float], k: Int) -> [String] {
+            let unit = VectorMath.normalized(probe)
+            let scored: [(id: String, score: Float)] = rows.map { id, row in (id, VectorMath.dot(VectorMath.normalized(row), unit)) }
+            let ranked = scored.sorted { a, b in a.score > b.score || (a.score == b.score && a.id < b.id) }
+            return ranked.prefix(k).map(\.id)
+        }
+        for trial in 0..<6 {
+            // Probes near changed rows, so that a snapshot that saw a change would answer differently.
+            let probe = trial < 3 ? VectorMath.normalized(rows[["s0", "s1535", "t100"][trial]]!) : randomVector(dimension, &rng)
+            let cases: [(name: String, scanned: [EmbeddingMatrix.Match], full: [EmbeddingMatrix.Match], reference: [String: [Float]])] = [
+                ("snapshot", frozen.topK(probe, k: 10), frozen.topKFullScan(probe, k: 10), frozenRows),
+                ("matrix", matrix.topK(probe, k: 10), matrix.topKFullScan(probe, k: 10), rows),
+            ]
+            for (name, scanned, full, reference) in cases {
+                if scanned != full { differences.append("\(name), probe \(trial): scan differs from the full scan") }
+                // Cosines of distinct random rows are far apart next to float rounding, so ids must agree.
+                if scanned.map(\.id) != bruteForce(reference, probe, k: 10) { differences.append("\(name), probe \(trial): ids differ from brute force") }
+            }
+        }
+        return differences
+    }
 }

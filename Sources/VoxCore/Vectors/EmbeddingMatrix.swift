@@ -1,5 +1,6 @@
-/// The embedding of every live speaker, exactly as enrolled, in one contiguous float32 matrix
-/// scanned exactly for the top k by cosine similarity (DESIGN §3 Identify).
+/// The embedding of every live speaker, exactly as enrolled, in a float32 matrix (in blocks of
+/// contiguous rows, below) scanned exactly for the top k by cosine similarity (DESIGN §3
+/// Identify).
 ///
 /// Each float is stored split in two planes: its upper 16 bits (sign, exponent and 7
 /// significand bits — a bfloat16, truncated) and its lower 16 bits. Together they are the
@@ -12,48 +13,46 @@
 ///
 /// Removing a row moves the last row into its place: O(1), and the matrix stays dense.
 ///
-/// The planes are kept in blocks of `blockRows` rows, each contiguous and allocated once at its
-/// full size: adding a row never moves the rows before it. (One contiguous plane grown by a
-/// quarter at a time copied up to 18 MiB at 100 000 rows, under the cache worker's lock, and
-/// had the kernel fault in and zero every page of the new copy: a tenth of the cache worker's
-/// CPU while enrolling new speakers.) The scan runs block by block.
+/// Rows are kept in blocks of `blockRows`: each block holds its rows' two planes, contiguous,
+/// and their norms, error bounds and ids, all allocated once at full size, so adding a row never
+/// moves the rows before it. (One contiguous plane grown by a quarter at a time copied up to
+/// 18 MiB at 100 000 rows, under the cache worker's lock, and had the kernel fault in and zero
+/// every page of the new copy: a tenth of the cache worker's CPU while enrolling new speakers.)
+/// The scan runs block by block.
+///
+/// A `Snapshot` is the rows as they are, for a scan without the owner's lock (the cache
+/// worker's identify): taking one copies nothing, and a change to the matrix while it lives
+/// copies only the block it changes (768 KiB of planes at 192 dims), once — never the whole
+/// matrix.
 public struct EmbeddingMatrix: Sendable {
     public let dimension: Int
     /// Rows per block: 1024 × 192 dims is 384 KiB per plane.
     public static let blockRows = 1024
-    private static let blockShift = 10
-    /// The upper and lower plane, block by block; only the last block with rows is partly
-    /// filled, and at most one empty block is kept after it (a delete and an enroll at a block
-    /// boundary do not free and allocate one each time).
-    private var high: [[UInt16]] = []
-    private var low: [[UInt16]] = []
-    /// 1 / ‖row‖: rows keep their enrolled length, so cosine is dot × this.
-    private var inverseNorms: [Float] = []
-    /// The largest distance between a row's scan score and its exact score, for any unit probe.
-    private var errorBounds: [Float] = []
-    private var ids: [String] = []
+    fileprivate static let blockShift = 10
+    /// Only the last block with rows is partly filled, and at most one empty block is kept
+    /// after it (a delete and an enroll at a block boundary do not free and allocate one each
+    /// time).
+    private var blocks: [Block] = []
     private var rowOf: [String: Int] = [:]
+    public private(set) var count = 0
 
     public init(dimension: Int) {
         precondition(dimension > 0)
         self.dimension = dimension
     }
 
-    public var count: Int { ids.count }
-
     /// Every id with a row, in row order.
-    public var identifiers: [String] { ids }
+    public var identifiers: [String] { blocks.flatMap(\.ids) }
 
     public func contains(_ id: String) -> Bool { rowOf[id] != nil }
 
     public mutating func reserveCapacity(_ rows: Int) {
-        high.reserveCapacity(rows / Self.blockRows + 1)
-        low.reserveCapacity(rows / Self.blockRows + 1)
-        inverseNorms.reserveCapacity(rows)
-        errorBounds.reserveCapacity(rows)
-        ids.reserveCapacity(rows)
+        blocks.reserveCapacity(rows / Self.blockRows + 1)
         rowOf.reserveCapacity(rows)
     }
+
+    /// The rows as they are now, to scan with `topK` while the matrix goes on changing.
+    public var snapshot: Snapshot { Snapshot(dimension: dimension, blocks: blocks, count: count) }
 
     /// Adds or replaces `id`'s row. `embedding` must have a finite, non-zero norm.
     public mutating func upsert(_ id: String, embedding: [Float]) {
@@ -69,39 +68,21 @@ public struct EmbeddingMatrix: Sendable {
         // upper 16 bits; either way it is off by less than one bfloat16 ulp, 2^(exponent − 7)
         // (2^-133 at most for zero and subnormal values).
         let dropped = Self.squaredULPs(embedding)  // an upper bound of ‖row − what the scan sees‖²
-        // One hash lookup finds the row or claims the next one (a preload adds 100 000).
-        let next = ids.count
-        let row = Self.claim(&rowOf[id, default: -1], next: next)
-        let (block, base) = location(of: row)
-        if row != next {
-            high[block].withUnsafeMutableBufferPointer { high in
-                low[block].withUnsafeMutableBufferPointer { low in
-                    Self.split(embedding, upper: UnsafeMutableBufferPointer(rebasing: high[base..<base + dimension]),
-                               lower: UnsafeMutableBufferPointer(rebasing: low[base..<base + dimension]))
-                }
-            }
-        } else {
-            ids.append(id)
-            if block == high.count {
-                high.append(Self.emptyBlock(dimension))
-                low.append(Self.emptyBlock(dimension))
-            } else if high[block].capacity < Self.blockRows * dimension {
-                // A block copied on write (the matrix was shared) has only the room it needed.
-                high[block].reserveCapacity(Self.blockRows * dimension)
-                low[block].reserveCapacity(Self.blockRows * dimension)
-            }
-            withUnsafeTemporaryAllocation(of: UInt16.self, capacity: 2 * dimension) { halves in
-                Self.split(embedding, upper: UnsafeMutableBufferPointer(rebasing: halves[0..<dimension]),
-                           lower: UnsafeMutableBufferPointer(rebasing: halves[dimension...]))
-                high[block].append(contentsOf: UnsafeBufferPointer(rebasing: halves[0..<dimension]))
-                low[block].append(contentsOf: UnsafeBufferPointer(rebasing: halves[dimension...]))
-            }
-            inverseNorms.append(0)
-            errorBounds.append(0)
-        }
-        inverseNorms[row] = inverseNorm
         // Scaled to the unit row, widened for the rounding of two float sums of ≤ 1 in size.
-        errorBounds[row] = dropped.squareRoot() * inverseNorm * 1.001 + 1e-4
+        let errorBound = dropped.squareRoot() * inverseNorm * 1.001 + 1e-4
+        // One hash lookup finds the row or claims the next one (a preload adds 100 000).
+        let row = Self.claim(&rowOf[id, default: -1], next: count)
+        let (block, local) = Self.location(of: row)
+        if row == count {
+            if block == blocks.count {
+                blocks.append(Block(dimension: dimension))
+            } else {
+                blocks[block].reserveFull(dimension)
+            }
+            blocks[block].append(id, dimension: dimension)
+            count += 1
+        }
+        blocks[block].set(local, embedding, inverseNorm: inverseNorm, errorBound: errorBound, dimension: dimension)
     }
 
     /// Σ over the values of one bfloat16 ulp squared, 8 values at a time (a preload does this
@@ -149,53 +130,36 @@ public struct EmbeddingMatrix: Sendable {
         return slot
     }
 
-    /// A block with room for `blockRows` rows and none in it. Its pages are faulted in as rows
-    /// are added, so a partly filled block costs only what it holds.
-    private static func emptyBlock(_ dimension: Int) -> [UInt16] {
-        var block: [UInt16] = []
-        block.reserveCapacity(blockRows * dimension)
-        return block
-    }
-
-    /// The block of `row` and the offset of its first value in that block.
+    /// The block of `row` and the row's index in that block.
     @inline(__always)
-    private func location(of row: Int) -> (block: Int, offset: Int) {
-        (row >> Self.blockShift, (row & (Self.blockRows - 1)) * dimension)
+    fileprivate static func location(of row: Int) -> (block: Int, local: Int) {
+        (row >> blockShift, row & (blockRows - 1))
     }
 
     public mutating func remove(_ id: String) {
         guard let row = rowOf.removeValue(forKey: id) else { return }
-        let last = ids.count - 1
-        let (lastBlock, lastOffset) = location(of: last)
+        let last = count - 1
+        let (lastBlock, lastLocal) = Self.location(of: last)
         if row != last {
-            let lastID = ids[last]
-            let (block, offset) = location(of: row)
-            for column in 0..<dimension {
-                high[block][offset + column] = high[lastBlock][lastOffset + column]
-                low[block][offset + column] = low[lastBlock][lastOffset + column]
-            }
-            inverseNorms[row] = inverseNorms[last]
-            errorBounds[row] = errorBounds[last]
-            ids[row] = lastID
-            rowOf[lastID] = row
+            let moved = blocks[lastBlock].copy(lastLocal, dimension: dimension)
+            let (block, local) = Self.location(of: row)
+            blocks[block].replace(local, with: moved, dimension: dimension)
+            rowOf[moved.id] = row
         }
-        ids.removeLast()
-        high[lastBlock].removeLast(dimension)
-        low[lastBlock].removeLast(dimension)
-        inverseNorms.removeLast()
-        errorBounds.removeLast()
+        blocks[lastBlock].removeLast(dimension: dimension)
+        count -= 1
         // Keep one empty block beyond the last row's, free any further one.
-        while high.count > (ids.count + Self.blockRows - 1) / Self.blockRows + 1 {
-            high.removeLast()
-            low.removeLast()
+        while blocks.count > (count + Self.blockRows - 1) / Self.blockRows + 1 {
+            blocks.removeLast()
         }
     }
 
     /// `id`'s embedding exactly as enrolled, or nil.
     public func embedding(of id: String) -> [Float]? {
         guard let row = rowOf[id] else { return nil }
+        let (block, local) = Self.location(of: row)
         return [Float](unsafeUninitializedCapacity: dimension) { buffer, initialized in
-            write(row: row, into: buffer)
+            blocks[block].write(local, into: buffer, dimension: dimension)
             initialized = dimension
         }
     }
@@ -203,8 +167,9 @@ public struct EmbeddingMatrix: Sendable {
     /// Cosine similarity of `id`'s embedding with a probe of unit length, or nil.
     public func cosine(of id: String, unitProbe: [Float]) -> Float? {
         guard let row = rowOf[id] else { return nil }
+        let (block, local) = Self.location(of: row)
         return withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { scratch in
-            exactScore(row: row, scratch: scratch, unitProbe: unitProbe)
+            blocks[block].exactScore(local, scratch: scratch, unitProbe: unitProbe, dimension: dimension)
         }
     }
 
@@ -217,113 +182,227 @@ public struct EmbeddingMatrix: Sendable {
     /// The `k` rows most similar to `probe` with a score of at least `minScore`, best first;
     /// ties broken by id so results are deterministic. Exact: equal to `topKFullScan`.
     public func topK(_ probe: [Float], k: Int, minScore: Float = -.infinity) -> [Match] {
-        precondition(probe.count == dimension, "probe of the wrong dimension")
-        guard k > 0, !ids.isEmpty else { return [] }
-        let unit = VectorMath.normalized(probe)
-        let candidates = scanUpperPlane(unit, k: k, minScore: minScore)
-        var best = TopK(capacity: k)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { scratch in
-            for row in candidates {
-                let score = exactScore(row: row, scratch: scratch, unitProbe: unit)
-                if score >= minScore { best.offer(score: score, row: row, ids: ids) }
-            }
-        }
-        return best.sorted(ids: ids).map { Match(id: ids[$0.row], score: $0.score) }
+        snapshot.topK(probe, k: k, minScore: minScore)
     }
 
     /// The reference `topK` must equal: every row scored in full float32.
     public func topKFullScan(_ probe: [Float], k: Int, minScore: Float = -.infinity) -> [Match] {
-        precondition(probe.count == dimension, "probe of the wrong dimension")
-        guard k > 0, !ids.isEmpty else { return [] }
-        let unit = VectorMath.normalized(probe)
-        var best = TopK(capacity: k)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { scratch in
-            for row in 0..<ids.count {
-                let score = exactScore(row: row, scratch: scratch, unitProbe: unit)
-                if score >= minScore { best.offer(score: score, row: row, ids: ids) }
+        snapshot.topKFullScan(probe, k: k, minScore: minScore)
+    }
+}
+
+extension EmbeddingMatrix {
+    /// Up to `blockRows` rows: the upper and lower planes (row after row, `dimension` values
+    /// each), and each row's 1 / ‖row‖ (rows keep their enrolled length, so cosine is dot ×
+    /// this), error bound (the largest distance between the row's scan score and its exact
+    /// score, for any unit probe) and id.
+    fileprivate struct Block: Sendable {
+        var high: [UInt16] = []
+        var low: [UInt16] = []
+        var inverseNorms: [Float] = []
+        var errorBounds: [Float] = []
+        var ids: [String] = []
+
+        /// A block with room for `blockRows` rows and none in it. Its pages are faulted in as
+        /// rows are added, so a partly filled block costs only what it holds.
+        init(dimension: Int) { reserveFull(dimension) }
+
+        /// Room for `blockRows` rows: a block copied on write (a snapshot shared it) has only
+        /// the room it needed, and appending would reallocate it again and again.
+        mutating func reserveFull(_ dimension: Int) {
+            if high.capacity < EmbeddingMatrix.blockRows * dimension {
+                high.reserveCapacity(EmbeddingMatrix.blockRows * dimension)
+                low.reserveCapacity(EmbeddingMatrix.blockRows * dimension)
+            }
+            if ids.capacity < EmbeddingMatrix.blockRows {
+                inverseNorms.reserveCapacity(EmbeddingMatrix.blockRows)
+                errorBounds.reserveCapacity(EmbeddingMatrix.blockRows)
+                ids.reserveCapacity(EmbeddingMatrix.blockRows)
             }
         }
-        return best.sorted(ids: ids).map { Match(id: ids[$0.row], score: $0.score) }
+
+        /// A new last row for `id`, zero until `set`.
+        mutating func append(_ id: String, dimension: Int) {
+            high.append(contentsOf: repeatElement(0, count: dimension))
+            low.append(contentsOf: repeatElement(0, count: dimension))
+            inverseNorms.append(0)
+            errorBounds.append(0)
+            ids.append(id)
+        }
+
+        mutating func set(_ local: Int, _ embedding: UnsafeBufferPointer<Float>, inverseNorm: Float, errorBound: Float, dimension: Int) {
+            let base = local * dimension
+            high.withUnsafeMutableBufferPointer { high in
+                low.withUnsafeMutableBufferPointer { low in
+                    EmbeddingMatrix.split(embedding, upper: UnsafeMutableBufferPointer(rebasing: high[base..<base + dimension]),
+                                          lower: UnsafeMutableBufferPointer(rebasing: low[base..<base + dimension]))
+                }
+            }
+            inverseNorms[local] = inverseNorm
+            errorBounds[local] = errorBound
+        }
+
+        /// Everything of row `local`, to move it into another slot.
+        func copy(_ local: Int, dimension: Int) -> (high: ArraySlice<UInt16>, low: ArraySlice<UInt16>, inverseNorm: Float, errorBound: Float, id: String) {
+            let base = local * dimension
+            return (high[base..<base + dimension], low[base..<base + dimension], inverseNorms[local], errorBounds[local], ids[local])
+        }
+
+        mutating func replace(_ local: Int, with row: (high: ArraySlice<UInt16>, low: ArraySlice<UInt16>, inverseNorm: Float, errorBound: Float, id: String), dimension: Int) {
+            let base = local * dimension
+            high.replaceSubrange(base..<base + dimension, with: row.high)
+            low.replaceSubrange(base..<base + dimension, with: row.low)
+            inverseNorms[local] = row.inverseNorm
+            errorBounds[local] = row.errorBound
+            ids[local] = row.id
+        }
+
+        mutating func removeLast(dimension: Int) {
+            high.removeLast(dimension)
+            low.removeLast(dimension)
+            inverseNorms.removeLast()
+            errorBounds.removeLast()
+            ids.removeLast()
+        }
+
+        /// Row `local` as floats, bit for bit as enrolled.
+        func write(_ local: Int, into buffer: UnsafeMutableBufferPointer<Float>, dimension: Int) {
+            let start = local * dimension
+            high.withUnsafeBufferPointer { high in
+                low.withUnsafeBufferPointer { low in
+                    for column in 0..<dimension {
+                        buffer[column] = Float(bitPattern: UInt32(high[start + column]) << 16 | UInt32(low[start + column]))
+                    }
+                }
+            }
+        }
+
+        func exactScore(_ local: Int, scratch: UnsafeMutableBufferPointer<Float>, unitProbe: [Float], dimension: Int) -> Float {
+            write(local, into: scratch, dimension: dimension)
+            return unitProbe.withUnsafeBufferPointer { VectorMath.dot(UnsafeBufferPointer(scratch), $0) } * inverseNorms[local]
+        }
     }
 
-    // MARK: Scanning
+    /// The matrix's rows at one moment, scanned by `topK` — by the cache worker outside its
+    /// lock, while the matrix goes on changing (see the type's documentation).
+    public struct Snapshot: Sendable {
+        public let dimension: Int
+        fileprivate let blocks: [Block]
+        public let count: Int
 
-    /// The rows that may belong to the top k: a row is dropped only when even its score
-    /// widened by its error bound stays below the k-th best score narrowed by theirs.
-    private func scanUpperPlane(_ unit: [Float], k: Int, minScore: Float) -> [Int] {
-        let dimension = self.dimension
-        let chunks = dimension / 16
-        // The probe de-interleaved per 16 columns: one 32-bit load of the upper plane holds
-        // two neighbouring columns, the even one in its low half, the odd one in its high half.
-        var even = [SIMD8<Float>](repeating: .zero, count: chunks)
-        var odd = [SIMD8<Float>](repeating: .zero, count: chunks)
-        for chunk in 0..<chunks {
-            for lane in 0..<8 {
-                even[chunk][lane] = unit[chunk * 16 + 2 * lane]
-                odd[chunk][lane] = unit[chunk * 16 + 2 * lane + 1]
-            }
+        fileprivate init(dimension: Int, blocks: [Block], count: Int) {
+            self.dimension = dimension
+            self.blocks = blocks
+            self.count = count
         }
-        var floor = KthLargest(k: k)  // the k-th best lower bound so far
-        var candidates: [(row: Int, upper: Float)] = []
-        inverseNorms.withUnsafeBufferPointer { inverseNorms in
-            errorBounds.withUnsafeBufferPointer { errorBounds in
-                even.withUnsafeBufferPointer { even in
-                    odd.withUnsafeBufferPointer { odd in
-                        unit.withUnsafeBufferPointer { unit in
-                            func offer(_ row: Int, _ sum: Float) {
-                                let score = sum * inverseNorms[row]
-                                let bound = errorBounds[row]
-                                let upper = score + bound
-                                guard upper >= floor.value, upper >= minScore else { return }
-                                candidates.append((row, upper))
-                                floor.offer(score - bound)
-                            }
-                            let rows = inverseNorms.count
-                            for block in high.indices where block << Self.blockShift < rows {
-                                let first = block << Self.blockShift
-                                let end = min(rows, first + Self.blockRows)
-                                high[block].withUnsafeBufferPointer { high in
-                                    let plane = UnsafeRawPointer(high.baseAddress!)
-                                    /// Columns past the last whole chunk, one by one.
-                                    func tail(_ local: Int) -> Float {
-                                        var sum: Float = 0
-                                        for column in chunks * 16..<dimension {
-                                            sum += Float(bitPattern: UInt32(high[local * dimension + column]) << 16) * unit[column]
+
+        /// `EmbeddingMatrix.topK` of these rows.
+        public func topK(_ probe: [Float], k: Int, minScore: Float = -.infinity) -> [Match] {
+            precondition(probe.count == dimension, "probe of the wrong dimension")
+            guard k > 0, count > 0 else { return [] }
+            let unit = VectorMath.normalized(probe)
+            let candidates = scanUpperPlane(unit, k: k, minScore: minScore)
+            return best(of: candidates, k: k, unit: unit, minScore: minScore)
+        }
+
+        /// `EmbeddingMatrix.topKFullScan` of these rows.
+        public func topKFullScan(_ probe: [Float], k: Int, minScore: Float = -.infinity) -> [Match] {
+            precondition(probe.count == dimension, "probe of the wrong dimension")
+            guard k > 0, count > 0 else { return [] }
+            return best(of: 0..<count, k: k, unit: VectorMath.normalized(probe), minScore: minScore)
+        }
+
+        /// The `k` best of `rows` scored in full float32, best first.
+        private func best(of rows: some Sequence<Int>, k: Int, unit: [Float], minScore: Float) -> [Match] {
+            var best = TopK(capacity: k)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { scratch in
+                for row in rows {
+                    let (block, local) = EmbeddingMatrix.location(of: row)
+                    let score = blocks[block].exactScore(local, scratch: scratch, unitProbe: unit, dimension: dimension)
+                    if score >= minScore { best.offer(score: score, id: blocks[block].ids[local]) }
+                }
+            }
+            return best.sorted().map { Match(id: $0.id, score: $0.score) }
+        }
+
+        // MARK: Scanning
+
+        /// The rows that may belong to the top k: a row is dropped only when even its score
+        /// widened by its error bound stays below the k-th best score narrowed by theirs.
+        private func scanUpperPlane(_ unit: [Float], k: Int, minScore: Float) -> [Int] {
+            let dimension = self.dimension
+            let chunks = dimension / 16
+            // The probe de-interleaved per 16 columns: one 32-bit load of the upper plane holds
+            // two neighbouring columns, the even one in its low half, the odd one in its high half.
+            var even = [SIMD8<Float>](repeating: .zero, count: chunks)
+            var odd = [SIMD8<Float>](repeating: .zero, count: chunks)
+            for chunk in 0..<chunks {
+                for lane in 0..<8 {
+                    even[chunk][lane] = unit[chunk * 16 + 2 * lane]
+                    odd[chunk][lane] = unit[chunk * 16 + 2 * lane + 1]
+                }
+            }
+            var floor = KthLargest(k: k)  // the k-th best lower bound so far
+            var candidates: [(row: Int, upper: Float)] = []
+            even.withUnsafeBufferPointer { even in
+                odd.withUnsafeBufferPointer { odd in
+                    unit.withUnsafeBufferPointer { unit in
+                        for (index, block) in blocks.enumerated() where index << EmbeddingMatrix.blockShift < count {
+                            let first = index << EmbeddingMatrix.blockShift
+                            let rows = min(count - first, EmbeddingMatrix.blockRows)
+                            block.inverseNorms.withUnsafeBufferPointer { inverseNorms in
+                                block.errorBounds.withUnsafeBufferPointer { errorBounds in
+                                    block.high.withUnsafeBufferPointer { high in
+                                        func offer(_ local: Int, _ sum: Float) {
+                                            let score = sum * inverseNorms[local]
+                                            let bound = errorBounds[local]
+                                            let upper = score + bound
+                                            guard upper >= floor.value, upper >= minScore else { return }
+                                            candidates.append((first + local, upper))
+                                            floor.offer(score - bound)
                                         }
-                                        return sum
-                                    }
-                                    // Two rows at a time share the probe's loads. A 32-bit load
-                                    // of the upper plane is two columns: shifted left, the even
-                                    // one exactly; as it is, the odd one with its neighbour's
-                                    // bits below (within the error bound, and no masking
-                                    // instruction).
-                                    var row = first
-                                    while row + 1 < end {
-                                        let a0 = (row - first) * dimension * 2, b0 = a0 + dimension * 2
-                                        var evenA = SIMD8<Float>(), oddA = SIMD8<Float>()
-                                        var evenB = SIMD8<Float>(), oddB = SIMD8<Float>()
-                                        for chunk in 0..<chunks {
-                                            let a = plane.loadUnaligned(fromByteOffset: a0 + chunk * 32, as: SIMD8<UInt32>.self)
-                                            let b = plane.loadUnaligned(fromByteOffset: b0 + chunk * 32, as: SIMD8<UInt32>.self)
-                                            let e = even[chunk], o = odd[chunk]
-                                            evenA += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * e
-                                            oddA += unsafeBitCast(a, to: SIMD8<Float>.self) * o
-                                            evenB += unsafeBitCast(b &<< 16, to: SIMD8<Float>.self) * e
-                                            oddB += unsafeBitCast(b, to: SIMD8<Float>.self) * o
+                                        let plane = UnsafeRawPointer(high.baseAddress!)
+                                        /// Columns past the last whole chunk, one by one.
+                                        func tail(_ local: Int) -> Float {
+                                            var sum: Float = 0
+                                            for column in chunks * 16..<dimension {
+                                                sum += Float(bitPattern: UInt32(high[local * dimension + column]) << 16) * unit[column]
+                                            }
+                                            return sum
                                         }
-                                        offer(row, (evenA + oddA).sum() + tail(row - first))
-                                        offer(row + 1, (evenB + oddB).sum() + tail(row + 1 - first))
-                                        row += 2
-                                    }
-                                    if row < end {
-                                        let a0 = (row - first) * dimension * 2
-                                        var sumEven = SIMD8<Float>(), sumOdd = SIMD8<Float>()
-                                        for chunk in 0..<chunks {
-                                            let a = plane.loadUnaligned(fromByteOffset: a0 + chunk * 32, as: SIMD8<UInt32>.self)
-                                            sumEven += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * even[chunk]
-                                            sumOdd += unsafeBitCast(a, to: SIMD8<Float>.self) * odd[chunk]
+                                        // Two rows at a time share the probe's loads. A 32-bit load
+                                        // of the upper plane is two columns: shifted left, the even
+                                        // one exactly; as it is, the odd one with its neighbour's
+                                        // bits below (within the error bound, and no masking
+                                        // instruction).
+                                        var local = 0
+                                        while local + 1 < rows {
+                                            let a0 = local * dimension * 2, b0 = a0 + dimension * 2
+                                            var evenA = SIMD8<Float>(), oddA = SIMD8<Float>()
+                                            var evenB = SIMD8<Float>(), oddB = SIMD8<Float>()
+                                            for chunk in 0..<chunks {
+                                                let a = plane.loadUnaligned(fromByteOffset: a0 + chunk * 32, as: SIMD8<UInt32>.self)
+                                                let b = plane.loadUnaligned(fromByteOffset: b0 + chunk * 32, as: SIMD8<UInt32>.self)
+                                                let e = even[chunk], o = odd[chunk]
+                                                evenA += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * e
+                                                oddA += unsafeBitCast(a, to: SIMD8<Float>.self) * o
+                                                evenB += unsafeBitCast(b &<< 16, to: SIMD8<Float>.self) * e
+                                                oddB += unsafeBitCast(b, to: SIMD8<Float>.self) * o
+                                            }
+                                            offer(local, (evenA + oddA).sum() + tail(local))
+                                            offer(local + 1, (evenB + oddB).sum() + tail(local + 1))
+                                            local += 2
                                         }
-                                        offer(row, (sumEven + sumOdd).sum() + tail(row - first))
+                                        if local < rows {
+                                            let a0 = local * dimension * 2
+                                            var sumEven = SIMD8<Float>(), sumOdd = SIMD8<Float>()
+                                            for chunk in 0..<chunks {
+                                                let a = plane.loadUnaligned(fromByteOffset: a0 + chunk * 32, as: SIMD8<UInt32>.self)
+                                                sumEven += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * even[chunk]
+                                                sumOdd += unsafeBitCast(a, to: SIMD8<Float>.self) * odd[chunk]
+                                            }
+                                            offer(local, (sumEven + sumOdd).sum() + tail(local))
+                                        }
                                     }
                                 }
                             }
@@ -331,26 +410,9 @@ public struct EmbeddingMatrix: Sendable {
                     }
                 }
             }
+            // Rows let in early, before the floor rose, may be out of reach now.
+            let final = floor.value
+            return candidates.filter { $0.upper >= final }.map(\.row)
         }
-        // Rows let in early, before the floor rose, may be out of reach now.
-        let final = floor.value
-        return candidates.filter { $0.upper >= final }.map(\.row)
-    }
-
-    /// `row` as floats, bit for bit as enrolled.
-    private func write(row: Int, into buffer: UnsafeMutableBufferPointer<Float>) {
-        let (block, start) = location(of: row)
-        high[block].withUnsafeBufferPointer { high in
-            low[block].withUnsafeBufferPointer { low in
-                for column in 0..<dimension {
-                    buffer[column] = Float(bitPattern: UInt32(high[start + column]) << 16 | UInt32(low[start + column]))
-                }
-            }
-        }
-    }
-
-    private func exactScore(row: Int, scratch: UnsafeMutableBufferPointer<Float>, unitProbe: [Float]) -> Float {
-        write(row: row, into: scratch)
-        return unitProbe.withUnsafeBufferPointer { VectorMath.dot(UnsafeBufferPointer(scratch), $0) } * inverseNorms[row]
     }
 }

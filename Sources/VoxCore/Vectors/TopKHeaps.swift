@@ -36,10 +36,10 @@ struct KthLargest {
         }
     }
 }
-/// The k best (score, row) pairs seen so far, in a min-heap on score so each offer is
+/// The k best (score, id) pairs seen so far, in a min-heap on score so each offer is
 /// O(log k) and most rows are rejected by one comparison with the heap's minimum.
 struct TopK {
-    struct Entry { var score: Float; var row: Int }
+    struct Entry { var score: Float; var id: String }
     let capacity: Int
     private var heap: [Entry] = []
 
@@ -49,42 +49,42 @@ struct TopK {
     }
 
     /// Whether `a` ranks below `b`: lower score, or equal score and a later id.
-    private static func below(_ a: Entry, _ b: Entry, _ ids: [String]) -> Bool {
-        a.score < b.score || (a.score == b.score && ids[a.row] > ids[b.row])
+    private static func below(_ a: Entry, _ b: Entry) -> Bool {
+        a.score < b.score || (a.score == b.score && a.id > b.id)
     }
 
-    mutating func offer(score: Float, row: Int, ids: [String]) {
-        let entry = Entry(score: score, row: row)
+    mutating func offer(score: Float, id: String) {
+        let entry = Entry(score: score, id: id)
         if heap.count < capacity {
             heap.append(entry)
-            siftUp(heap.count - 1, ids)
-        } else if Self.below(heap[0], entry, ids) {
+            siftUp(heap.count - 1)
+        } else if Self.below(heap[0], entry) {
             heap[0] = entry
-            siftDown(0, ids)
+            siftDown(0)
         }
     }
 
     /// The entries, best first.
-    func sorted(ids: [String]) -> [Entry] { heap.sorted { Self.below($1, $0, ids) } }
+    func sorted() -> [Entry] { heap.sorted { Self.below($1, $0) } }
 
-    private mutating func siftUp(_ start: Int, _ ids: [String]) {
+    private mutating func siftUp(_ start: Int) {
         var child = start
         while child > 0 {
             let parent = (child - 1) / 2
-            guard Self.below(heap[child], heap[parent], ids) else { break }
+            guard Self.below(heap[child], heap[parent]) else { break }
             heap.swapAt(child, parent)
             child = parent
         }
     }
 
-    private mutating func siftDown(_ start: Int, _ ids: [String]) {
+    private mutating func siftDown(_ start: Int) {
         var parent = start
         while true {
             let left = 2 * parent + 1
             let right = left + 1
             var smallest = parent
-            if left < heap.count && Self.below(heap[left], heap[smallest], ids) { smallest = left }
-            if right < heap.count && Self.below(heap[right], heap[smallest], ids) { smallest = right }
+            if left < heap.count && Self.below(heap[left], heap[smallest]) { smallest = left }
+            if right < heap.count && Self.below(heap[right], heap[smallest]) { smallest = right }
             guard smallest != parent else { return }
             heap.swapAt(parent, smallest)
             parent = smallest
