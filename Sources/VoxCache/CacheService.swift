@@ -31,7 +31,7 @@ import VoxWire
 /// (samples, threshold, metadata, version). Identify takes the lock only to take a snapshot of
 /// the matrix and scans it on a thread of its own without the lock (100 000 × 192 take 4–5 ms
 /// here, see the README's benchmarks), so neither a verify nor a write, on either loop, waits
-/// for a scan; a write during a scan copies the one block of the matrix it changes
+/// for a scan; a write during a scan copies the block of the matrix it changes, once per scan
 /// (`EmbeddingMatrix.Snapshot`).
 ///
 /// Access times: the speakers served are noted in memory (`AccessLog`) and written to the
@@ -64,7 +64,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     /// Called on `loop` after writes committed (the sync worker's nudge). Set before serving.
     public var onCommitted: (@Sendable () -> Void)?
     /// Called by identify between taking its snapshot and scanning it, on the scan thread;
-    /// tests hold a scan here to show what runs beside it. Set before serving.
+    /// tests hold a scan here to show what runs beside it.
     var identifyWillScan: (@Sendable () -> Void)?
     /// Called for every profile read, on the reading loop and under the service's lock:
     /// speaker, hit (the prefetch worker's events). It must not call back into the service.
@@ -260,7 +260,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
 
     /// The scan (4–5 ms for 100 000 × 192) runs on a snapshot, outside the lock and on the scan
     /// thread: verifies and writes go on meanwhile, on both loops, and the answer is the matrix
-    /// as it was when the request came.
+    /// as it was when the scan started.
     private func identify(_ request: Voxsync_V1_IdentifyRequest, answeredOn connectionLoop: EventLoop) -> ServerResponse {
         do {
             try rules.checkVector(request.probe.values, field: "probe")
@@ -275,10 +275,11 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         guard (1...1000).contains(k) else {
             return .now(Self.error(.invalidArgument, "k must be between 1 and 1000 (0 means 5); got \(request.k)", field: "k"))
         }
-        let snapshot = locked { matrix.snapshot }
         let probe = request.probe.values, minScore = request.minScore == 0 ? -.infinity : request.minScore
-        let willScan = identifyWillScan
         return .later(scanThread.runIfActive(eventLoop: connectionLoop) { () -> Envelope.OneOf_Message in
+            // Taken here, not when the request came: only the running scan keeps a snapshot,
+            // however many identifies wait for the thread.
+            let (snapshot, willScan) = self.locked { (self.matrix.snapshot, self.identifyWillScan) }
             willScan?()
             var answer = Voxsync_V1_IdentifyResponse()
             answer.matches = snapshot.topK(probe, k: k, minScore: minScore).map {

@@ -23,7 +23,7 @@ final class Locked<Value>: @unchecked Sendable {
     var current: Value { withLock { $0 } }
 }
 
-/// Starts `argv` with `posix_spawn` (stdout to `output`, or /dev/null; stderr inherited, or to
+/// Starts `argv` with `posix_spawnp` (stdout to `output`, or /dev/null; stderr inherited, or to
 /// `output` too) and returns its pid; `argv[0]` is a path, or a name looked up in `PATH`. Own process group when `newGroup`, so a Ctrl-C in the
 /// terminal reaches the chaos run, which then stops the child itself.
 func spawnProcess(_ argv: [String], output: String? = nil, errorsToOutput: Bool = false, newGroup: Bool = false) throws -> pid_t {

@@ -35,6 +35,16 @@ struct EnrollBenchmark: ParsableCommand {
         }
         guard (1...9).contains(rounds), rounds % 2 == 1 else { throw ValidationError("--rounds must be odd (a median round) and between 1 and 9; got \(rounds)") }
         _ = try parseClientCounts(clients)
+        if !redisServer.isEmpty, !isExecutableOnPath(redisServer) {
+            throw ValidationError("--redis-server '\(redisServer)' is not an executable here; install redis-server (launch/bench does) or pass --redis-server '' to leave out the Redis rows")
+        }
+    }
+
+    /// Whether `name` is an executable path, or a name `PATH` finds one for.
+    private func isExecutableOnPath(_ name: String) -> Bool {
+        if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(name)") }
     }
 
     func run() throws {

@@ -34,18 +34,28 @@ final class RedisServerProcess {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid { running = false }
             guard running, Date() < deadline else {
+                let log = (try? String(contentsOfFile: directory + "/redis.log", encoding: .utf8)) ?? ""
                 stop()
-                throw BenchError("\(executable) did not start listening on \(socketPath)")
+                throw BenchError("\(executable) did not start listening on \(socketPath); its log:\n\(log.suffix(2000))")
             }
             usleep(10_000)
         }
     }
 
+    /// SIGTERM, and SIGKILL if it has not exited 10 s later.
     func stop() {
         if running {
             kill(pid, SIGTERM)
+            let deadline = Date().addingTimeInterval(10)
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            while waitpid(pid, &status, WNOHANG) == 0 {
+                if Date() > deadline {
+                    kill(pid, SIGKILL)
+                    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                    break
+                }
+                usleep(10_000)
+            }
             running = false
         }
         try? FileManager.default.removeItem(atPath: directory)

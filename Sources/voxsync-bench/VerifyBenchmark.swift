@@ -71,7 +71,13 @@ struct VerifyBenchmark: ParsableCommand {
                 measured.add("voxsyncd verify · closed-loop client", clients: count, samples: vox.samples, seconds: vox.seconds)
                 if identifyBeside {
                     let beside = try IdentifyLoad(socketPath: daemon.socketPath, dimension: dimension)
-                    let mixed = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: verifyDialects(probes))
+                    let mixed: (samples: LatencySamples, seconds: Double)
+                    do {
+                        mixed = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: verifyDialects(probes))
+                    } catch {
+                        _ = try? beside.stop()
+                        throw error
+                    }
                     let identifies = try beside.stop()
                     measured.add("voxsyncd verify, identify running beside · closed-loop client", clients: count, samples: mixed.samples, seconds: mixed.seconds)
                     measured.add("voxsyncd identify of k = 10 on one more connection, beside the verifies above", clients: count, .init(

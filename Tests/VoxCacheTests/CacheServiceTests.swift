@@ -161,20 +161,25 @@ import VoxWire
         try await withService(capacity: 1000) { service in
             for number in 0..<50 { try await enroll(service, number) }
             let scanning = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
-            let releasedInTime = NIOLockedValueBox<Bool?>(nil)
-            service.identifyWillScan = {
-                scanning.signal()
-                let released = release.wait(timeout: .now() + 10) == .success
-                releasedInTime.withLockedValue { $0 = released }
-            }
+            let releasedInTime = NIOLockedValueBox<Bool?>(nil), onALoop = NIOLockedValueBox<Bool?>(nil)
             let other = MultiThreadedEventLoopGroup.singleton.next()
+            service.locked {
+                service.identifyWillScan = {
+                    onALoop.withLockedValue { $0 = other.inEventLoop || service.loop.inEventLoop }
+                    scanning.signal()
+                    let released = release.wait(timeout: .now() + 10) == .success
+                    releasedInTime.withLockedValue { $0 = released }
+                }
+            }
             let connection = ConnectionInfo(eventLoop: other, peer: PeerCredentials(pid: 0, uid: 0, gid: 0))
             var identify = Voxsync_V1_IdentifyRequest()
             identify.probe.values = Self.vector(1000)
             identify.k = 3
             let request = Envelope.OneOf_Message.identify(identify)
             let held = other.submit { service.respond(to: request, connection: connection) }
-            await offCooperativePool { scanning.wait() }
+            let reached = await offCooperativePool { scanning.wait(timeout: .now() + 30) == .success }
+            try #require(reached, "the identify never reached its scan")
+            #expect(onALoop.withLockedValue { $0 } == false, "the scan runs on the scan thread, not on an event loop")
 
             #expect(try await verify(service, 7) == .cache, "a verify is answered while the scan is held")
             try await enroll(service, 1000)
@@ -186,7 +191,7 @@ import VoxWire
             #expect(before.matches.count == 3 && !before.matches.contains { $0.speakerID == Self.speaker(1000) },
                     "the held scan answers from its snapshot: \(before.matches.map(\.speakerID))")
 
-            service.identifyWillScan = nil
+            service.locked { service.identifyWillScan = nil }
             guard case .identifyOk(let after) = try await send(service, request) else { throw CacheTestError("identify failed") }
             #expect(after.matches.first?.speakerID == Self.speaker(1000) && abs((after.matches.first?.score ?? 0) - 1) < 1e-5)
         }

@@ -21,9 +21,10 @@
 /// The scan runs block by block.
 ///
 /// A `Snapshot` is the rows as they are, for a scan without the owner's lock (the cache
-/// worker's identify): taking one copies nothing, and a change to the matrix while it lives
-/// copies only the block it changes (768 KiB of planes at 192 dims), once — never the whole
-/// matrix.
+/// worker's identify): taking one copies nothing. While it lives, the first change to a block
+/// copies that block (768 KiB of planes at 192 dims; a removal changes two blocks), so a scan
+/// costs at most one copy of each block written during it; writing a row that is already
+/// there (a cache miss admitting its profile) changes nothing and copies nothing.
 public struct EmbeddingMatrix: Sendable {
     public let dimension: Int
     /// Rows per block: 1024 × 192 dims is 384 KiB per plane.
@@ -73,6 +74,9 @@ public struct EmbeddingMatrix: Sendable {
         // One hash lookup finds the row or claims the next one (a preload adds 100 000).
         let row = Self.claim(&rowOf[id, default: -1], next: count)
         let (block, local) = Self.location(of: row)
+        // A cache miss admits the row it already has: writing it again would copy its block
+        // while a snapshot shares it, for nothing.
+        if row < count, blocks[block].holds(local, embedding, dimension: dimension) { return }
         if row == count {
             if block == blocks.count {
                 blocks.append(Block(dimension: dimension))
@@ -207,18 +211,26 @@ extension EmbeddingMatrix {
         /// rows are added, so a partly filled block costs only what it holds.
         init(dimension: Int) { reserveFull(dimension) }
 
-        /// Room for `blockRows` rows: a block copied on write (a snapshot shared it) has only
+        /// Room for `blockRows` rows: an array copied on write (a snapshot shared it) has only
         /// the room it needed, and appending would reallocate it again and again.
         mutating func reserveFull(_ dimension: Int) {
-            if high.capacity < EmbeddingMatrix.blockRows * dimension {
-                high.reserveCapacity(EmbeddingMatrix.blockRows * dimension)
-                low.reserveCapacity(EmbeddingMatrix.blockRows * dimension)
+            let values = EmbeddingMatrix.blockRows * dimension, rows = EmbeddingMatrix.blockRows
+            if high.capacity < values { high.reserveCapacity(values) }
+            if low.capacity < values { low.reserveCapacity(values) }
+            if inverseNorms.capacity < rows { inverseNorms.reserveCapacity(rows) }
+            if errorBounds.capacity < rows { errorBounds.reserveCapacity(rows) }
+            if ids.capacity < rows { ids.reserveCapacity(rows) }
+        }
+
+        /// Whether row `local` is `embedding`, bit for bit.
+        func holds(_ local: Int, _ embedding: UnsafeBufferPointer<Float>, dimension: Int) -> Bool {
+            let base = local * dimension
+            for column in 0..<dimension {
+                let bits = embedding[column].bitPattern
+                guard high[base + column] == UInt16(truncatingIfNeeded: bits >> 16),
+                      low[base + column] == UInt16(truncatingIfNeeded: bits) else { return false }
             }
-            if ids.capacity < EmbeddingMatrix.blockRows {
-                inverseNorms.reserveCapacity(EmbeddingMatrix.blockRows)
-                errorBounds.reserveCapacity(EmbeddingMatrix.blockRows)
-                ids.reserveCapacity(EmbeddingMatrix.blockRows)
-            }
+            return true
         }
 
         /// A new last row for `id`, zero until `set`.
@@ -242,13 +254,14 @@ extension EmbeddingMatrix {
             errorBounds[local] = errorBound
         }
 
-        /// Everything of row `local`, to move it into another slot.
-        func copy(_ local: Int, dimension: Int) -> (high: ArraySlice<UInt16>, low: ArraySlice<UInt16>, inverseNorm: Float, errorBound: Float, id: String) {
+        /// Everything of row `local`, copied out (not slices of this block's arrays, which would
+        /// make writing them back into the same block copy the whole block), to move it.
+        func copy(_ local: Int, dimension: Int) -> (high: [UInt16], low: [UInt16], inverseNorm: Float, errorBound: Float, id: String) {
             let base = local * dimension
-            return (high[base..<base + dimension], low[base..<base + dimension], inverseNorms[local], errorBounds[local], ids[local])
+            return (Array(high[base..<base + dimension]), Array(low[base..<base + dimension]), inverseNorms[local], errorBounds[local], ids[local])
         }
 
-        mutating func replace(_ local: Int, with row: (high: ArraySlice<UInt16>, low: ArraySlice<UInt16>, inverseNorm: Float, errorBound: Float, id: String), dimension: Int) {
+        mutating func replace(_ local: Int, with row: (high: [UInt16], low: [UInt16], inverseNorm: Float, errorBound: Float, id: String), dimension: Int) {
             let base = local * dimension
             high.replaceSubrange(base..<base + dimension, with: row.high)
             low.replaceSubrange(base..<base + dimension, with: row.low)
