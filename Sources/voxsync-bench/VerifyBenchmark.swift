@@ -95,7 +95,9 @@ struct VerifyBenchmark: ParsableCommand {
             }
         }
         print("Verify round trip over a Unix socket (\(requests) requests per round, \(speakers) speakers × \(dimension) dims, release build;")
-        print("Redis serves GET of a \(4 * dimension)-byte value, the size of one embedding; \(rounds) alternating rounds, median shown)")
+        if redisSocket != nil { print("Redis serves GET of a \(4 * dimension)-byte value, the size of one embedding;") }
+        if identifyBeside { print("beside: identify requests (k = 10) sent back to back on one more connection during the round;") }
+        print("\(rounds) alternating rounds, median shown)")
         print()
         print(measured.table().render())
     }
