@@ -29,7 +29,7 @@ public struct EmbeddingMatrix: Sendable {
     public let dimension: Int
     /// Rows per block: 1024 × 192 dims is 384 KiB per plane.
     public static let blockRows = 1024
-    fileprivate static let blockShift = 10
+    static let blockShift = 10
     /// Only the last block with rows is partly filled, and at most one empty block is kept
     /// after it (a delete and an enroll at a block boundary do not free and allocate one each
     /// time).
@@ -112,7 +112,7 @@ public struct EmbeddingMatrix: Sendable {
     }
 
     /// The upper and lower 16 bits of each value, 8 values at a time.
-    private static func split(_ values: UnsafeBufferPointer<Float>, upper: UnsafeMutableBufferPointer<UInt16>, lower: UnsafeMutableBufferPointer<UInt16>) {
+    static func split(_ values: UnsafeBufferPointer<Float>, upper: UnsafeMutableBufferPointer<UInt16>, lower: UnsafeMutableBufferPointer<UInt16>) {
         let raw = UnsafeRawPointer(values.baseAddress!)
         let upperRaw = UnsafeMutableRawPointer(upper.baseAddress!), lowerRaw = UnsafeMutableRawPointer(lower.baseAddress!)
         var column = 0
@@ -136,7 +136,7 @@ public struct EmbeddingMatrix: Sendable {
 
     /// The block of `row` and the row's index in that block.
     @inline(__always)
-    fileprivate static func location(of row: Int) -> (block: Int, local: Int) {
+    static func location(of row: Int) -> (block: Int, local: Int) {
         (row >> blockShift, row & (blockRows - 1))
     }
 
@@ -192,240 +192,5 @@ public struct EmbeddingMatrix: Sendable {
     /// The reference `topK` must equal: every row scored in full float32.
     public func topKFullScan(_ probe: [Float], k: Int, minScore: Float = -.infinity) -> [Match] {
         snapshot.topKFullScan(probe, k: k, minScore: minScore)
-    }
-}
-
-extension EmbeddingMatrix {
-    /// Up to `blockRows` rows: the upper and lower planes (row after row, `dimension` values
-    /// each), and each row's 1 / ‖row‖ (rows keep their enrolled length, so cosine is dot ×
-    /// this), error bound (the largest distance between the row's scan score and its exact
-    /// score, for any unit probe) and id.
-    fileprivate struct Block: Sendable {
-        var high: [UInt16] = []
-        var low: [UInt16] = []
-        var inverseNorms: [Float] = []
-        var errorBounds: [Float] = []
-        var ids: [String] = []
-
-        /// A block with room for `blockRows` rows and none in it. Its pages are faulted in as
-        /// rows are added, so a partly filled block costs only what it holds.
-        init(dimension: Int) { reserveFull(dimension) }
-
-        /// Room for `blockRows` rows: an array copied on write (a snapshot shared it) has only
-        /// the room it needed, and appending would reallocate it again and again.
-        mutating func reserveFull(_ dimension: Int) {
-            let values = EmbeddingMatrix.blockRows * dimension, rows = EmbeddingMatrix.blockRows
-            if high.capacity < values { high.reserveCapacity(values) }
-            if low.capacity < values { low.reserveCapacity(values) }
-            if inverseNorms.capacity < rows { inverseNorms.reserveCapacity(rows) }
-            if errorBounds.capacity < rows { errorBounds.reserveCapacity(rows) }
-            if ids.capacity < rows { ids.reserveCapacity(rows) }
-        }
-
-        /// Whether row `local` is `embedding`, bit for bit.
-        func holds(_ local: Int, _ embedding: UnsafeBufferPointer<Float>, dimension: Int) -> Bool {
-            let base = local * dimension
-            for column in 0..<dimension {
-                let bits = embedding[column].bitPattern
-                guard high[base + column] == UInt16(truncatingIfNeeded: bits >> 16),
-                      low[base + column] == UInt16(truncatingIfNeeded: bits) else { return false }
-            }
-            return true
-        }
-
-        /// A new last row for `id`, zero until `set`.
-        mutating func append(_ id: String, dimension: Int) {
-            high.append(contentsOf: repeatElement(0, count: dimension))
-            low.append(contentsOf: repeatElement(0, count: dimension))
-            inverseNorms.append(0)
-            errorBounds.append(0)
-            ids.append(id)
-        }
-
-        mutating func set(_ local: Int, _ embedding: UnsafeBufferPointer<Float>, inverseNorm: Float, errorBound: Float, dimension: Int) {
-            let base = local * dimension
-            high.withUnsafeMutableBufferPointer { high in
-                low.withUnsafeMutableBufferPointer { low in
-                    EmbeddingMatrix.split(embedding, upper: UnsafeMutableBufferPointer(rebasing: high[base..<base + dimension]),
-                                          lower: UnsafeMutableBufferPointer(rebasing: low[base..<base + dimension]))
-                }
-            }
-            inverseNorms[local] = inverseNorm
-            errorBounds[local] = errorBound
-        }
-
-        /// Everything of row `local`, copied out (not slices of this block's arrays, which would
-        /// make writing them back into the same block copy the whole block), to move it.
-        func copy(_ local: Int, dimension: Int) -> (high: [UInt16], low: [UInt16], inverseNorm: Float, errorBound: Float, id: String) {
-            let base = local * dimension
-            return (Array(high[base..<base + dimension]), Array(low[base..<base + dimension]), inverseNorms[local], errorBounds[local], ids[local])
-        }
-
-        mutating func replace(_ local: Int, with row: (high: [UInt16], low: [UInt16], inverseNorm: Float, errorBound: Float, id: String), dimension: Int) {
-            let base = local * dimension
-            high.replaceSubrange(base..<base + dimension, with: row.high)
-            low.replaceSubrange(base..<base + dimension, with: row.low)
-            inverseNorms[local] = row.inverseNorm
-            errorBounds[local] = row.errorBound
-            ids[local] = row.id
-        }
-
-        mutating func removeLast(dimension: Int) {
-            high.removeLast(dimension)
-            low.removeLast(dimension)
-            inverseNorms.removeLast()
-            errorBounds.removeLast()
-            ids.removeLast()
-        }
-
-        /// Row `local` as floats, bit for bit as enrolled.
-        func write(_ local: Int, into buffer: UnsafeMutableBufferPointer<Float>, dimension: Int) {
-            let start = local * dimension
-            high.withUnsafeBufferPointer { high in
-                low.withUnsafeBufferPointer { low in
-                    for column in 0..<dimension {
-                        buffer[column] = Float(bitPattern: UInt32(high[start + column]) << 16 | UInt32(low[start + column]))
-                    }
-                }
-            }
-        }
-
-        func exactScore(_ local: Int, scratch: UnsafeMutableBufferPointer<Float>, unitProbe: [Float], dimension: Int) -> Float {
-            write(local, into: scratch, dimension: dimension)
-            return unitProbe.withUnsafeBufferPointer { VectorMath.dot(UnsafeBufferPointer(scratch), $0) } * inverseNorms[local]
-        }
-    }
-
-    /// The matrix's rows at one moment, scanned by `topK` — by the cache worker outside its
-    /// lock, while the matrix goes on changing (see the type's documentation).
-    public struct Snapshot: Sendable {
-        public let dimension: Int
-        fileprivate let blocks: [Block]
-        public let count: Int
-
-        fileprivate init(dimension: Int, blocks: [Block], count: Int) {
-            self.dimension = dimension
-            self.blocks = blocks
-            self.count = count
-        }
-
-        /// `EmbeddingMatrix.topK` of these rows.
-        public func topK(_ probe: [Float], k: Int, minScore: Float = -.infinity) -> [Match] {
-            precondition(probe.count == dimension, "probe of the wrong dimension")
-            guard k > 0, count > 0 else { return [] }
-            let unit = VectorMath.normalized(probe)
-            let candidates = scanUpperPlane(unit, k: k, minScore: minScore)
-            return best(of: candidates, k: k, unit: unit, minScore: minScore)
-        }
-
-        /// `EmbeddingMatrix.topKFullScan` of these rows.
-        public func topKFullScan(_ probe: [Float], k: Int, minScore: Float = -.infinity) -> [Match] {
-            precondition(probe.count == dimension, "probe of the wrong dimension")
-            guard k > 0, count > 0 else { return [] }
-            return best(of: 0..<count, k: k, unit: VectorMath.normalized(probe), minScore: minScore)
-        }
-
-        /// The `k` best of `rows` scored in full float32, best first.
-        private func best(of rows: some Sequence<Int>, k: Int, unit: [Float], minScore: Float) -> [Match] {
-            var best = TopK(capacity: k)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: dimension) { scratch in
-                for row in rows {
-                    let (block, local) = EmbeddingMatrix.location(of: row)
-                    let score = blocks[block].exactScore(local, scratch: scratch, unitProbe: unit, dimension: dimension)
-                    if score >= minScore { best.offer(score: score, id: blocks[block].ids[local]) }
-                }
-            }
-            return best.sorted().map { Match(id: $0.id, score: $0.score) }
-        }
-
-        // MARK: Scanning
-
-        /// The rows that may belong to the top k: a row is dropped only when even its score
-        /// widened by its error bound stays below the k-th best score narrowed by theirs.
-        private func scanUpperPlane(_ unit: [Float], k: Int, minScore: Float) -> [Int] {
-            let dimension = self.dimension
-            let chunks = dimension / 16
-            // The probe de-interleaved per 16 columns: one 32-bit load of the upper plane holds
-            // two neighbouring columns, the even one in its low half, the odd one in its high half.
-            var even = [SIMD8<Float>](repeating: .zero, count: chunks)
-            var odd = [SIMD8<Float>](repeating: .zero, count: chunks)
-            for chunk in 0..<chunks {
-                for lane in 0..<8 {
-                    even[chunk][lane] = unit[chunk * 16 + 2 * lane]
-                    odd[chunk][lane] = unit[chunk * 16 + 2 * lane + 1]
-                }
-            }
-            var floor = KthLargest(k: k)  // the k-th best lower bound so far
-            var candidates: [(row: Int, upper: Float)] = []
-            even.withUnsafeBufferPointer { even in
-                odd.withUnsafeBufferPointer { odd in
-                    unit.withUnsafeBufferPointer { unit in
-                        for (index, block) in blocks.enumerated() where index << EmbeddingMatrix.blockShift < count {
-                            let first = index << EmbeddingMatrix.blockShift
-                            let rows = min(count - first, EmbeddingMatrix.blockRows)
-                            block.inverseNorms.withUnsafeBufferPointer { inverseNorms in
-                                block.errorBounds.withUnsafeBufferPointer { errorBounds in
-                                    block.high.withUnsafeBufferPointer { high in
-                                        func offer(_ local: Int, _ sum: Float) {
-                                            let score = sum * inverseNorms[local]
-                                            let bound = errorBounds[local]
-                                            let upper = score + bound
-                                            guard upper >= floor.value, upper >= minScore else { return }
-                                            candidates.append((first + local, upper))
-                                            floor.offer(score - bound)
-                                        }
-                                        let plane = UnsafeRawPointer(high.baseAddress!)
-                                        /// Columns past the last whole chunk, one by one.
-                                        func tail(_ local: Int) -> Float {
-                                            var sum: Float = 0
-                                            for column in chunks * 16..<dimension {
-                                                sum += Float(bitPattern: UInt32(high[local * dimension + column]) << 16) * unit[column]
-                                            }
-                                            return sum
-                                        }
-                                        // Two rows at a time share the probe's loads. A 32-bit load
-                                        // of the upper plane is two columns: shifted left, the even
-                                        // one exactly; as it is, the odd one with its neighbour's
-                                        // bits below (within the error bound, and no masking
-                                        // instruction).
-                                        var local = 0
-                                        while local + 1 < rows {
-                                            let a0 = local * dimension * 2, b0 = a0 + dimension * 2
-                                            var evenA = SIMD8<Float>(), oddA = SIMD8<Float>()
-                                            var evenB = SIMD8<Float>(), oddB = SIMD8<Float>()
-                                            for chunk in 0..<chunks {
-                                                let a = plane.loadUnaligned(fromByteOffset: a0 + chunk * 32, as: SIMD8<UInt32>.self)
-                                                let b = plane.loadUnaligned(fromByteOffset: b0 + chunk * 32, as: SIMD8<UInt32>.self)
-                                                let e = even[chunk], o = odd[chunk]
-                                                evenA += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * e
-                                                oddA += unsafeBitCast(a, to: SIMD8<Float>.self) * o
-                                                evenB += unsafeBitCast(b &<< 16, to: SIMD8<Float>.self) * e
-                                                oddB += unsafeBitCast(b, to: SIMD8<Float>.self) * o
-                                            }
-                                            offer(local, (evenA + oddA).sum() + tail(local))
-                                            offer(local + 1, (evenB + oddB).sum() + tail(local + 1))
-                                            local += 2
-                                        }
-                                        if local < rows {
-                                            let a0 = local * dimension * 2
-                                            var sumEven = SIMD8<Float>(), sumOdd = SIMD8<Float>()
-                                            for chunk in 0..<chunks {
-                                                let a = plane.loadUnaligned(fromByteOffset: a0 + chunk * 32, as: SIMD8<UInt32>.self)
-                                                sumEven += unsafeBitCast(a &<< 16, to: SIMD8<Float>.self) * even[chunk]
-                                                sumOdd += unsafeBitCast(a, to: SIMD8<Float>.self) * odd[chunk]
-                                            }
-                                            offer(local, (sumEven + sumOdd).sum() + tail(local))
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            // Rows let in early, before the floor rose, may be out of reach now.
-            let final = floor.value
-            return candidates.filter { $0.upper >= final }.map(\.row)
-        }
     }
 }
