@@ -47,14 +47,6 @@ import VoxWire
         Issue.record("timed out waiting for \(count) delivered messages")
     }
 
-    static func waitFor(_ what: String, _ condition: () -> Bool) async throws {
-        for _ in 0..<500 {
-            if condition() { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        Issue.record("timed out waiting for \(what)")
-    }
-
     /// Records what arrives and holds every answer until `release()`: a slow peer.
     final class HoldingRecorder: ServerResponder {
         private struct State {
@@ -97,7 +89,7 @@ import VoxWire
         let sender = PeerSender(path: path, clientName: "test", loop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test"))
         defer { sender.close() }
         sender.send(.outboxNudge(.init()), policy: .coalesce)
-        try await Self.waitFor("the first nudge") { recorder.messages.count == 1 }
+        try await waitFor("the first nudge") { recorder.messages.count == 1 }
         // The peer has not answered: these may announce something it has not seen yet.
         for _ in 0..<100 { sender.send(.outboxNudge(.init()), policy: .coalesce) }
         // `send` hops to the sender's loop; `counters` runs there after all of them.
@@ -105,7 +97,7 @@ import VoxWire
         try await Task.sleep(for: .milliseconds(50))
         #expect(recorder.messages.count == 1, "nothing more goes while the first is unanswered")
         recorder.release()
-        try await Self.waitFor("the owed nudge") { recorder.messages.count == 2 }
+        try await waitFor("the owed nudge") { recorder.messages.count == 2 }
         recorder.release()
         try await Self.waitForDelivered(2, sender)
         #expect(try await sender.counters().get() == (delivered: 2, dropped: 0))
@@ -113,7 +105,7 @@ import VoxWire
 
         // Nothing owed any more: the next nudge goes at once.
         sender.send(.outboxNudge(.init()), policy: .coalesce)
-        try await Self.waitFor("a later nudge") { recorder.messages.count == 3 }
+        try await waitFor("a later nudge") { recorder.messages.count == 3 }
         recorder.release()
         try await Self.waitForDelivered(3, sender)
         #expect(try await sender.counters().get() == (delivered: 3, dropped: 0))
@@ -131,7 +123,7 @@ import VoxWire
         try await Task.sleep(for: .milliseconds(100))  // a few failed connection attempts
         let recorder = Recorder()
         let server = try await Self.serve(path, recorder)
-        try await Self.waitFor("both messages") { recorder.messages.count == 2 }
+        try await waitFor("both messages") { recorder.messages.count == 2 }
         #expect(recorder.messages == [Self.invalidate("a"), Self.invalidate("b")], "in order, and no afterLoss: nothing was lost")
         var counters = try await sender.counters().get()
         for _ in 0..<200 where counters.delivered < 2 {
@@ -153,7 +145,7 @@ import VoxWire
         #expect(dropped == 2, "the queue holds 2; the sender never blocks and never grows")
         let recorder = Recorder()
         let server = try await Self.serve(path, recorder)
-        try await Self.waitFor("the messages") { recorder.messages.count == 3 }
+        try await waitFor("the messages") { recorder.messages.count == 3 }
         #expect(recorder.messages == [Self.all, Self.invalidate("a"), Self.invalidate("b")],
                 "the peer first hears 'reload everything', so the dropped ones cost time, not correctness")
         await server.shutdown()
@@ -168,7 +160,7 @@ import VoxWire
         #expect(try await sender.counters().get().dropped == 0, "coalesced nudges are not losses")
         let recorder = Recorder()
         let server = try await Self.serve(path, recorder)
-        try await Self.waitFor("the nudge") { recorder.messages.count == 1 }
+        try await waitFor("the nudge") { recorder.messages.count == 1 }
         try await Task.sleep(for: .milliseconds(50))
         #expect(recorder.messages.count == 1)
         await server.shutdown()

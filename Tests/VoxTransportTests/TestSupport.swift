@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import VoxClient
 import VoxTransport
+import Testing
 import VoxWire
 
 #if canImport(Glibc)
@@ -15,6 +16,17 @@ func temporarySocketPath() -> String {
     let directory = "/tmp/vxt-" + String(UUID().uuidString.prefix(8))
     try! FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     return directory + "/s.sock"
+}
+
+/// Polls `condition` every 10 ms for up to 5 s; records an issue if it never holds.
+/// Tests wait for what they need to have happened instead of sleeping and hoping,
+/// because the whole suite shares two cores with PostgreSQL and Redis in CI.
+func waitFor(_ what: String, _ condition: () -> Bool) async throws {
+    for _ in 0..<500 {
+        if condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("timed out waiting for \(what)")
 }
 
 let testIdentity = ServerIdentity(serverName: "voxsync-tests", instanceID: "test-instance")

@@ -72,7 +72,8 @@ import Glibc
         for id in 2...11 { bytes += frame(Envelope(requestID: UInt64(id), .put(.init()))) }
         raw.send(bytes)
         #expect(await raw.read(count: 1).first?.helloOk.protocolVersion == 1)
-        try await Task.sleep(for: .milliseconds(200))
+        try await waitFor("the first two puts") { responder.calls.count >= 2 }
+        try await Task.sleep(for: .milliseconds(200))  // room for a third to arrive, were the limit not kept
         #expect(responder.calls.count == 2, "only maxInFlight requests reach the service while none is answered")
         responder.releasePuts()
         let answers = await raw.read(count: 10)

@@ -49,13 +49,14 @@ import VoxWire
 
     @Test func idempotentRequestInFlightSurvivesAServerRestart() async throws {
         let path = temporarySocketPath()
-        let first = try await startServer(path: path, responder: TestResponder(statsDelay: .seconds(30)))
+        let slow = TestResponder(statsDelay: .seconds(30))
+        let first = try await startServer(path: path, responder: slow)
         let client = makeClient(path)
         defer { client.close() }
         try await client.ping()
 
         async let answer = client.send(.stats(.init()))
-        try await Task.sleep(for: .milliseconds(100))
+        try await waitFor("the stats request to reach the first server") { slow.calls.contains("stats") }
         await first.closeNow()  // the answer never comes from this one
         try await Task.sleep(for: .milliseconds(100))
         let second = try await startServer(path: path, responder: TestResponder(statsDelay: .milliseconds(10)))
@@ -88,7 +89,7 @@ import VoxWire
         defer { client.close() }
         try await client.ping()
         let put = Task { try await client.send(.put(.init())) }
-        try await Task.sleep(for: .milliseconds(100))
+        try await waitFor("the put to reach the server") { responder.calls.contains("put") }
         await server.closeNow()
         let error = await #expect(throws: VoxClientError.self) { try await put.value }
         #expect(error?.code == .connectionLost)
