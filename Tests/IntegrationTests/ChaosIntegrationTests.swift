@@ -32,6 +32,8 @@ extension ServiceTests {
             let arguments = [
                 "chaos", "--daemon", binDirectory + "/voxsyncd", "--duration", "20", "--clients", "4", "--speakers-per-client", "40",
                 "--kill-rate", "1.5s", "--stop-rate", "7s", "--op-interval-ms", "2", "--require-kills", "2", "--settle", "60",
+                // A healthy worker answering late on a loaded CI machine must not be taken for a hang.
+                "--heartbeat-timeout-ms", "3000",
                 "--postgres-url", postgres.url.unredactedString,
                 "--postgres-stop-cmd", "/bin/bash '\(PrivatePostgres.script)' stop '\(postgres.directory)'",
                 "--postgres-start-cmd", "/bin/bash '\(PrivatePostgres.script)' start '\(postgres.directory)' \(postgres.port)",

@@ -98,8 +98,12 @@ extension ServiceTests {
             client.close()
 
             // SIGKILL the cache worker: its replacement reloads everything from SQLite.
-            kill(first.worker(.cache, in: try await first.status()).pid, SIGKILL)
-            try await first.waitUntilAllReady()
+            let victim = first.worker(.cache, in: try await first.status()).pid
+            kill(victim, SIGKILL)
+            try await eventually(timeout: .seconds(30), "a new cache worker ready") {
+                let cache = first.worker(.cache, in: try await first.status())
+                return cache.pid != victim && cache.state == "ready"
+            }
             let again = first.client()
             defer { again.close() }
             #expect(try await verify(again, "speaker-49", Self.voice(49)).accepted)

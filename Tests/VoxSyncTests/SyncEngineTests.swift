@@ -81,7 +81,9 @@ struct SyncEngineTests {
         try instance.put("poison", seed: 99)
         for i in 0..<5 { try instance.put("after-\(i)", seed: i) }
 
-        let first = await instance.engine.drain()
+        // One batch (all eleven rows): a longer drain could reach poison's retry, 300 ms on,
+        // on a machine slow enough to take that long over ten upserts.
+        let first = await instance.engine.drain(maxBatches: 1)
         #expect(first.pushed == 10 && first.refused == 1 && !first.interrupted, "the rows behind the refused one still go")
         #expect(try instance.outboxCount() == 1, "poison waits for its retry")
         try await Task.sleep(for: .milliseconds(350))

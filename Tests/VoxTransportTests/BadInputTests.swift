@@ -114,7 +114,7 @@ import VoxWire
     }
 
     @Test func idleConnectionsAreClosedWithAReason() async throws {
-        let server = try await startServer(configure: { $0.idleTimeout = .milliseconds(150) })
+        let server = try await startServer(configure: { $0.idleTimeout = .seconds(1) })
         defer { Task { await server.shutdown() } }
         let raw = try RawSocket(path: server.path!)
         raw.send(helloFrame())

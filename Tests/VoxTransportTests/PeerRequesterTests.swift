@@ -9,7 +9,7 @@ import VoxWire
 @Suite struct PeerRequesterTests {
     @Test func failsAtOnceWhileThePeerIsDownAndReconnectsWhenItIsBack() async throws {
         let path = temporarySocketPath()
-        let requester = PeerRequester(path: path, clientName: "test", group: MultiThreadedEventLoopGroup.singleton)
+        let requester = PeerRequester(path: path, clientName: "test", connectTimeout: .seconds(10), group: MultiThreadedEventLoopGroup.singleton)
         let down = await #expect(throws: TransportError.self) {
             try await requester.request(.prefetchList(.init()), timeout: .seconds(1))
         }
@@ -17,14 +17,14 @@ import VoxWire
 
         let recorder = PeerSenderTests.Recorder()
         var server = try await PeerSenderTests.serve(path, recorder)
-        #expect(try await requester.request(.prefetchList(.init()), timeout: .seconds(1)) == .ack(Ack()))
+        #expect(try await requester.request(.prefetchList(.init()), timeout: .seconds(10)) == .ack(Ack()))
 
         // The peer restarts: the first request after it may fail on the dead connection; the
         // one after reaches the new peer.
         await server.shutdown()
         server = try await PeerSenderTests.serve(path, recorder)
         if (try? await requester.request(.prefetchList(.init()), timeout: .seconds(1))) == nil {
-            #expect(try await requester.request(.prefetchList(.init()), timeout: .seconds(1)) == .ack(Ack()))
+            #expect(try await requester.request(.prefetchList(.init()), timeout: .seconds(10)) == .ack(Ack()))
         }
         #expect(recorder.messages.count >= 2)
         await requester.close()

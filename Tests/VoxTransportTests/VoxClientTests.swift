@@ -51,7 +51,7 @@ import VoxWire
         let path = temporarySocketPath()
         let slow = TestResponder(statsDelay: .seconds(30))
         let first = try await startServer(path: path, responder: slow)
-        let client = makeClient(path)
+        let client = makeClient(path) { $0.requestTimeout = .seconds(30); $0.connectTimeout = .seconds(30) }
         defer { client.close() }
         try await client.ping()
 
@@ -72,7 +72,7 @@ import VoxWire
 
     @Test func clientWaitsForAServerThatIsStillStarting() async throws {
         let path = temporarySocketPath()
-        let client = makeClient(path)
+        let client = makeClient(path) { $0.connectTimeout = .seconds(30) }
         defer { client.close() }
         async let pong = client.ping()
         try await Task.sleep(for: .milliseconds(150))
