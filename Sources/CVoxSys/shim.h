@@ -2,6 +2,7 @@
 #define VOXSYNC_CVOXSYS_SHIM_H
 /* Linux calls that Swift cannot reach directly: prctl and syscall are C-variadic; Glibc does not
    export epoll (the benchmark client polls its connections with it). */
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <signal.h>
@@ -9,6 +10,20 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/* A mutex of glibc's adaptive type (PTHREAD_MUTEX_ADAPTIVE_NP, which is 3 in glibc's ABI and
+   visible to C only under _GNU_SOURCE): a thread that finds it taken spins for a while (up to
+   100 tries) before it sleeps in futex(2), so a critical section of a microsecond or two costs
+   the other thread a short spin instead of a sleep and a wake-up, which on a VM is a VM exit. */
+static inline int voxsync_adaptive_mutex_init(pthread_mutex_t *mutex) {
+    pthread_mutexattr_t attributes;
+    int result = pthread_mutexattr_init(&attributes);
+    if (result != 0) return result;
+    result = pthread_mutexattr_settype(&attributes, 3 /* PTHREAD_MUTEX_ADAPTIVE_NP */);
+    if (result == 0) result = pthread_mutex_init(mutex, &attributes);
+    pthread_mutexattr_destroy(&attributes);
+    return result;
+}
 
 /* Ask the kernel to send `signal` to this process when its parent dies. */
 static inline int voxsync_set_parent_death_signal(int signal) {

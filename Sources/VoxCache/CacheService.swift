@@ -43,7 +43,7 @@ import VoxWire
 public final class CacheService: ServerResponder, @unchecked Sendable {
     public let loop: EventLoop
     /// Guards every mutable member below (see the type's documentation).
-    private let lock = NIOLock()
+    private let lock = AdaptiveLock()
     private let storeThread: NIOThreadPool
     /// Identify's scans, one at a time, off the event loops (a scan of 100 000 × 192 is 4–5 ms
     /// that the other connections of its loop would wait) and off the store's thread.
