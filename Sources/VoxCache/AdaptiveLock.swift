@@ -7,8 +7,9 @@ import Glibc
 /// The cache service's state lock: a glibc adaptive mutex, which spins briefly before it
 /// sleeps. Both event loops take it for every request, for a microsecond or two; with
 /// `NIOLock` (a plain mutex) a loop that found it taken slept in `futex(2)` and had to be
-/// woken, and `perf` of the cache worker at 50 verify clients put ~8 % of its CPU in those
-/// futex calls and the task switches after them.
+/// woken: `perf` of the cache worker at 50 verify clients put ~10 % of its samples in those
+/// futex waits and wakes, and 0.6 % with this lock. (End to end the gain was within this VM's
+/// noise: 18.1 against 18.9 µs of cache-worker CPU per verify over five alternated runs.)
 final class AdaptiveLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
