@@ -11,15 +11,16 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* A mutex of glibc's adaptive type (PTHREAD_MUTEX_ADAPTIVE_NP, which is 3 in glibc's ABI and
-   visible to C only under _GNU_SOURCE): a thread that finds it taken spins for a while (up to
-   100 tries) before it sleeps in futex(2), so a critical section of a microsecond or two costs
-   the other thread a short spin instead of a sleep and a wake-up, which on a VM is a VM exit. */
-static inline int voxsync_adaptive_mutex_init(pthread_mutex_t *mutex) {
+/* A mutex that spins for a while (glibc's adaptive type: up to 100 tries) before it sleeps in
+   futex(2), so a critical section of a microsecond or two costs a thread that finds it taken a
+   short spin instead of a sleep and a wake-up, which on a VM is a VM exit. With `checked`
+   (debug builds) it is an error-checking mutex instead: relocking from the owning thread
+   returns EDEADLK, which the caller turns into a trap rather than a silent deadlock. */
+static inline int voxsync_mutex_init(pthread_mutex_t *mutex, int checked) {
     pthread_mutexattr_t attributes;
     int result = pthread_mutexattr_init(&attributes);
     if (result != 0) return result;
-    result = pthread_mutexattr_settype(&attributes, 3 /* PTHREAD_MUTEX_ADAPTIVE_NP */);
+    result = pthread_mutexattr_settype(&attributes, checked ? PTHREAD_MUTEX_ERRORCHECK_NP : PTHREAD_MUTEX_ADAPTIVE_NP);
     if (result == 0) result = pthread_mutex_init(mutex, &attributes);
     pthread_mutexattr_destroy(&attributes);
     return result;

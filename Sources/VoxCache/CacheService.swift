@@ -2,7 +2,6 @@ import CoreMetrics
 import CVoxSys
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import VoxCore

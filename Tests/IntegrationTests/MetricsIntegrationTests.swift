@@ -91,11 +91,11 @@ extension ServiceTests {
                           "jarvis_write_latency_seconds_count"]
             var after = ""
             try? await eventually(timeout: .seconds(20), "the totals back after the restart") {
-                after = try await Self.scrape(port).body
+                after = (try? await Self.scrape(port).body) ?? ""
                 return totals.allSatisfy { Self.value(after, $0) != nil }
             }
             for series in totals {
-                #expect(Self.value(after, series) == Self.value(before, series), "\(series) after the restart")
+                #expect(Self.value(after, series) == Self.value(before, series), "\(series) after the restart:\n\(after)")
             }
             try await eventually(timeout: .seconds(20), "the supervisor's figures show the restart") {
                 Self.value(try await Self.scrape(port).body, "jarvis_worker_restarts_total{worker=\"metrics\"}") == 1

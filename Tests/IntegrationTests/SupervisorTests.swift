@@ -14,6 +14,17 @@ extension ServiceTests {
     @Suite(.serialized) struct SupervisorTests {
         static let roles: [WorkerRole] = [.cache, .sync, .metrics, .prefetch]
 
+        /// Seconds of silence the supervisor logged when it killed a hung worker under a
+        /// 0.8 s limit: "no heartbeat answer for 0.912 seconds (limit 0.8 seconds)".
+        static func heartbeatSilence(in log: String) -> Double? {
+            for line in log.split(separator: "\n") where line.contains("(limit 0.8 seconds)") {
+                guard let start = line.range(of: "no heartbeat answer for ")?.upperBound,
+                      let end = line[start...].range(of: " seconds")?.lowerBound else { continue }
+                return Double(line[start..<end])
+            }
+            return nil
+        }
+
         @Test func killingEachWorkerInTurnRestartsOnlyThatOne() async throws {
             let service = try await ServiceProcess.started()
             defer { service.cleanUp() }
@@ -54,7 +65,9 @@ extension ServiceTests {
             #expect(service.worker(.sync, in: try await service.status()).lastExitReason == "killed by SIGKILL")
             #expect(!isAlive(victim))
             #expect(service.log.contains("killing an unresponsive worker"))
-            #expect(service.log.contains("(limit 0.8 seconds)"), "killed for the configured heartbeat timeout:\n\(service.log)")
+            // Killed soon after the limit by the supervisor's own clock (the test task's delays
+            // do not count): "no heartbeat answer for 0.9… seconds (limit 0.8 seconds)".
+            #expect(Self.heartbeatSilence(in: service.log).map { $0 < 3 } == true, "killed for the configured 0.8 s timeout, within 3 s:\n\(service.log)")
         }
 
         @Test func aClientConnectingWhileTheCacheWorkerIsDownIsAnsweredNotRefused() async throws {
@@ -111,7 +124,9 @@ extension ServiceTests {
             let service = try ServiceProcess(settings: ["crash_at_start=metrics"])
             defer { service.cleanUp() }
             try await eventually("the supervisor answers status") { (try? await service.status()) != nil }
-            let code = try await service.terminate(timeout: .seconds(10))
+            // The worker that never gets ready is SIGKILLed after shutdown_timeout_ms (10 s in
+            // tests): the test allows more than that.
+            let code = try await service.terminate(timeout: .seconds(30))
             #expect(code == 0)
         }
 
