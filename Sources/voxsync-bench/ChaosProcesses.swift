@@ -24,8 +24,9 @@ final class Locked<Value>: @unchecked Sendable {
 }
 
 /// Starts `argv` with `posix_spawnp` (stdout to `output`, or /dev/null; stderr inherited, or to
-/// `output` too) and returns its pid; `argv[0]` is a path, or a name looked up in `PATH`. Own process group when `newGroup`, so a Ctrl-C in the
-/// terminal reaches the chaos run, which then stops the child itself.
+/// `output` too) and returns its pid; `argv[0]` is a path, or a name looked up in `PATH`. Own
+/// process group when `newGroup`, so a Ctrl-C in the terminal reaches the chaos run, which then
+/// stops the child itself.
 func spawnProcess(_ argv: [String], output: String? = nil, errorsToOutput: Bool = false, newGroup: Bool = false) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
