@@ -81,7 +81,8 @@ func runShell(_ command: String) async throws -> Int32 {
 }
 
 /// The voxsyncd a chaos run starts: its own process group, its log in a file, its exit
-/// status collected by a thread of its own.
+/// status collected by a thread of its own. Being in a group of its own, a Ctrl-C of the run
+/// does not reach it: `--exit-with-parent` stops it when the run ends that way.
 final class ChaosDaemon: Sendable {
     let pid: pid_t
     let dataDirectory: String
@@ -94,7 +95,7 @@ final class ChaosDaemon: Sendable {
     init(executable: String, dataDirectory: String, logPath: String, settings: [String]) throws {
         self.dataDirectory = dataDirectory
         self.logPath = logPath
-        pid = try spawnProcess([executable, "--data-dir", dataDirectory] + settings.flatMap { ["--set", $0] },
+        pid = try spawnProcess([executable, "--data-dir", dataDirectory, "--exit-with-parent"] + settings.flatMap { ["--set", $0] },
                                output: logPath, errorsToOutput: true, newGroup: true)
         let pid = pid
         let exitStatus = exitStatus

@@ -2,7 +2,8 @@ import Foundation
 import VoxTransport
 
 /// A real `voxsyncd` started for a benchmark, in a data directory of its own, stopped with
-/// SIGTERM when the benchmark ends.
+/// SIGTERM when the benchmark ends — or by itself should the benchmark be killed
+/// (`--exit-with-parent`).
 final class DaemonProcess {
     let process = Process()
     let dataDirectory: String
@@ -17,7 +18,7 @@ final class DaemonProcess {
     init(executable: String, arguments: [String] = []) throws {
         dataDirectory = "/tmp/vxbench-" + String(UUID().uuidString.prefix(8))
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--data-dir", dataDirectory, "--log-level", "error"] + arguments
+        process.arguments = ["--data-dir", dataDirectory, "--log-level", "error", "--exit-with-parent"] + arguments
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(30)

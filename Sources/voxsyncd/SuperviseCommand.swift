@@ -34,7 +34,14 @@ struct SuperviseCommand: AsyncParsableCommand {
     @Option(name: .customLong("set"), help: ArgumentHelp("Any configuration key: --set key=value (repeatable).", valueName: "key=value"))
     var settings: [String] = []
 
+    @Flag(help: ArgumentHelp(
+        "Stop, as on SIGTERM, once the process that started voxsyncd has exited.",
+        discussion: "For test harnesses and benchmarks: one that is killed leaves no service behind. Checked every 250 ms."))
+    var exitWithParent = false
+
     func run() async throws {
+        // Read first: the parent could be gone before the service is up.
+        let parent = exitWithParent ? getppid() : nil
         let configuration: VoxsyncConfiguration
         do {
             configuration = try loadConfiguration()
@@ -43,7 +50,7 @@ struct SuperviseCommand: AsyncParsableCommand {
             throw ExitCode(78)
         }
         do {
-            try await Self.supervise(configuration)
+            try await Self.supervise(configuration, exitWhenOrphanedFrom: parent)
         } catch let error as ConfigurationError {
             FileHandle.standardError.write(Data("voxsyncd: \(error.message)\n".utf8))
             throw ExitCode(78)
@@ -67,7 +74,10 @@ struct SuperviseCommand: AsyncParsableCommand {
         return try ConfigurationLoader.load(file: config, overrides: overrides)
     }
 
-    static func supervise(_ configuration: VoxsyncConfiguration) async throws {
+    /// Runs the service until SIGTERM or SIGINT; with `parent`, also until this process is no
+    /// longer `parent`'s child (it exited, and the kernel handed this process to init or a
+    /// subreaper).
+    static func supervise(_ configuration: VoxsyncConfiguration, exitWhenOrphanedFrom parent: pid_t? = nil) async throws {
         var logger = Logger(label: "voxsyncd")
         logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
         let started = ContinuousClock.now
@@ -97,6 +107,16 @@ struct SuperviseCommand: AsyncParsableCommand {
             }
         }
         if configuration.metricsEnabled { reporter.start() }
+        if let parent {
+            // Polled rather than PR_SET_PDEATHSIG, which fires when the parent *thread* that
+            // started this process exits: a harness may start it from a pool thread that ends.
+            supervisor.loop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { task in
+                guard getppid() != parent else { return }
+                task.cancel()
+                logger.notice("the process that started voxsyncd (pid \(parent)) has exited; stopping (--exit-with-parent)")
+                kill(getpid(), SIGTERM)
+            }
+        }
 
         let service = SupervisorService(supervisor: supervisor, group: group, listenDescriptor: listenDescriptor,
                                         configuration: configuration, instanceID: instanceID, started: started, lock: lock)

@@ -43,6 +43,19 @@ func eventually(timeout: Duration = .seconds(10), _ what: String, _ condition: (
     throw IntegrationError("timed out after \(timeout) waiting for: \(what)")
 }
 
+/// The supervisor's status, asked on its control socket.
+func supervisorStatus(controlPath: String) async throws -> StatusResponse {
+    var configuration = VoxClientConfiguration(socketPath: controlPath)
+    configuration.clientName = "integration-tests"
+    configuration.connectTimeout = .seconds(2)
+    let client = VoxClient(configuration: configuration)
+    defer { client.close() }
+    guard case .statusOk(let status) = try await client.send(.status(.init())) else {
+        throw IntegrationError("no status answer")
+    }
+    return status
+}
+
 /// A real `voxsyncd` (supervisor and workers) in a data directory of its own.
 final class ServiceProcess: @unchecked Sendable {
     let dataDirectory: String
@@ -65,7 +78,7 @@ final class ServiceProcess: @unchecked Sendable {
         logPath = "/tmp/vxi-" + String(UUID().uuidString.prefix(8)) + ".log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: binDirectory + "/voxsyncd")
-        process.arguments = ["--data-dir", self.dataDirectory] + (Self.testSettings + settings).flatMap { ["--set", $0] }
+        process.arguments = ["--data-dir", self.dataDirectory, "--exit-with-parent"] + (Self.testSettings + settings).flatMap { ["--set", $0] }
         let log = FileHandle(forWritingAtPath: logPath)!
         process.standardOutput = log
         process.standardError = log
@@ -89,11 +102,7 @@ final class ServiceProcess: @unchecked Sendable {
     }
 
     func status() async throws -> StatusResponse {
-        let client = client(socket: controlPath) { $0.connectTimeout = .seconds(2) }
-        defer { client.close() }
-        guard case .statusOk(let status) = try await client.send(.status(.init())) else {
-            throw IntegrationError("no status answer")
-        }
+        let status = try await supervisorStatus(controlPath: controlPath)
         for worker in status.workers where worker.pid > 0 { seenWorkerPIDs.insert(worker.pid) }
         return status
     }
@@ -149,11 +158,21 @@ func runCommand(_ argv: [String]) async throws -> Int32 {
 
 /// `runCommand` on the calling thread (for clean-up in a `defer`, where nothing can await).
 func runCommandBlocking(_ argv: [String]) throws -> Int32 {
+    waitForExit(try spawnCommand(argv))
+}
+
+/// Starts `argv` (absolute program path first) with `posix_spawn`; reap it with `waitForExit`.
+func spawnCommand(_ argv: [String]) throws -> pid_t {
     var cArguments = argv.map { strdup($0) } + [nil]
     defer { cArguments.forEach { free($0) } }
     var pid: pid_t = 0
     let spawned = posix_spawn(&pid, argv[0], nil, nil, &cArguments, environ)
     guard spawned == 0 else { throw IntegrationError("cannot run \(argv[0]): \(String(cString: strerror(spawned)))") }
+    return pid
+}
+
+/// Waits for the child `pid` and returns its exit code (128 + the signal if a signal ended it).
+func waitForExit(_ pid: pid_t) -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)

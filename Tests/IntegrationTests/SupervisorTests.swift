@@ -102,6 +102,76 @@ extension ServiceTests {
             }
         }
 
+        /// voxsyncd started in the background by a shell that then waits, as a harness starts
+        /// it: SIGKILL of the shell orphans it. Returns the shell's pid, the supervisor's and its
+        /// workers' once every worker is ready. (`posix_spawn`, not Foundation's `Process`, whose
+        /// `waitUntilExit` was seen to spin forever on a shell that left a daemon behind.)
+        static func startedByAShell(
+            dataDirectory: String, logPath: String, exitWithParent: Bool
+        ) async throws -> (shell: pid_t, supervisor: Int32, workers: [Int32]) {
+            let pidFile = dataDirectory + ".pid"
+            defer { try? FileManager.default.removeItem(atPath: pidFile) }
+            let arguments = ["--data-dir", dataDirectory] + (exitWithParent ? ["--exit-with-parent"] : [])
+                + ServiceProcess.testSettings.flatMap { ["--set", $0] }
+            let shell = try spawnCommand(
+                ["/bin/sh", "-c", "\"$0\" \"$@\" >>\(logPath) 2>&1 & echo $! >\(pidFile); wait", binDirectory + "/voxsyncd"] + arguments)
+            var supervisor: Int32 = 0
+            var workers: [Int32] = []
+            do {
+                try await eventually("the shell to write voxsyncd's pid") {
+                    let text = (try? String(contentsOfFile: pidFile, encoding: .utf8)) ?? ""
+                    supervisor = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+                    return supervisor > 0
+                }
+                try await eventually(timeout: .seconds(30), "every worker ready") {
+                    guard let status = try? await supervisorStatus(controlPath: dataDirectory + "/run/control.sock") else { return false }
+                    workers = status.workers.map(\.pid)
+                    return status.workers.count == 4 && status.workers.allSatisfy { $0.state == "ready" }
+                }
+            } catch {
+                if supervisor > 0 { kill(supervisor, SIGKILL) }  // its workers die with it
+                kill(shell, SIGKILL)
+                _ = waitForExit(shell)
+                throw error
+            }
+            return (shell, supervisor, workers)
+        }
+
+        @Test(arguments: [true, false])
+        func withExitWithParentTheServiceStopsWhenWhatStartedItIsKilled(exitWithParent: Bool) async throws {
+            let dataDirectory = "/tmp/vxi-" + String(UUID().uuidString.prefix(8))
+            let logPath = dataDirectory + ".log"
+            let (shell, supervisor, workers) = try await Self.startedByAShell(
+                dataDirectory: dataDirectory, logPath: logPath, exitWithParent: exitWithParent)
+            defer {
+                for pid in [supervisor] + workers where isAlive(pid) { kill(pid, SIGKILL) }
+                try? FileManager.default.removeItem(atPath: dataDirectory)
+                try? FileManager.default.removeItem(atPath: logPath)
+            }
+            func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+            #expect(isAlive(supervisor) && workers.allSatisfy(isAlive))
+
+            kill(shell, SIGKILL)
+            #expect(waitForExit(shell) == 128 + SIGKILL)
+            if exitWithParent {
+                // Noticed within 250 ms, then the graceful stop: workers in reverse order.
+                try await eventually(timeout: .seconds(20), "the orphaned service to stop\n\(log())") {
+                    !isAlive(supervisor) && !workers.contains(where: isAlive)
+                }
+                #expect(log().contains("the process that started voxsyncd (pid \(shell)) has exited; stopping"), "\(log())")
+                #expect(log().contains("voxsyncd: stopped"), "a graceful stop, not a kill:\n\(log())")
+                #expect(!FileManager.default.fileExists(atPath: dataDirectory + "/run/voxsync.sock"), "client socket removed")
+            } else {
+                // Without the flag an orphaned service goes on serving (as under nohup): six
+                // of the flag's checks later it still answers.
+                try await Task.sleep(for: .milliseconds(1500))
+                let status = try await supervisorStatus(controlPath: dataDirectory + "/run/control.sock")
+                #expect(status.workers.map(\.pid) == workers)
+                #expect(isAlive(supervisor))
+                #expect(!log().contains("has exited; stopping"))
+            }
+        }
+
         @Test func sigtermStopsCleanly() async throws {
             let service = try await ServiceProcess.started()
             defer { service.cleanUp() }
