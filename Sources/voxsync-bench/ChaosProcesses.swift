@@ -23,71 +23,14 @@ final class Locked<Value>: @unchecked Sendable {
     var current: Value { withLock { $0 } }
 }
 
-/// Starts `argv` with `posix_spawnp` (stdout to `output`, or /dev/null; stderr inherited, or to
-/// `output` too) and returns its pid; `argv[0]` is a path, or a name looked up in `PATH`. Own
-/// process group when `newGroup`, so a Ctrl-C in the terminal reaches the chaos run, which then
-/// stops the child itself.
-func spawnProcess(_ argv: [String], output: String? = nil, errorsToOutput: Bool = false, newGroup: Bool = false) throws -> pid_t {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, output ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    if errorsToOutput { posix_spawn_file_actions_adddup2(&actions, 1, 2) }
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    // Default dispositions: the chaos run ignores SIGINT/SIGTERM to handle them itself.
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    sigaddset(&defaults, SIGINT)
-    sigaddset(&defaults, SIGTERM)
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    // Nothing blocked: this process's threads block signals (Foundation's, NIO's), and a mask is
-    // inherited — a redis-server started with SIGTERM blocked never stops on it.
-    var unblocked = sigset_t()
-    sigemptyset(&unblocked)
-    posix_spawnattr_setsigmask(&attributes, &unblocked)
-    var flags = Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
-    if newGroup {
-        posix_spawnattr_setpgroup(&attributes, 0)
-        flags |= Int16(POSIX_SPAWN_SETPGROUP)
-    }
-    posix_spawnattr_setflags(&attributes, flags)
-    var cArguments = argv.map { strdup($0) } + [nil]
-    defer { cArguments.forEach { free($0) } }
-    var pid: pid_t = 0
-    let spawned = posix_spawnp(&pid, argv[0], &actions, &attributes, &cArguments, environ)
-    guard spawned == 0 else { throw BenchError("cannot run \(argv[0]): \(String(cString: strerror(spawned)))") }
-    return pid
-}
-
-/// Waits for `pid` on a thread of its own (never on the cooperative pool, which has two
-/// threads here) and returns its exit code, 128 + signal when a signal ended it.
-func waitForExit(_ pid: pid_t) async -> Int32 {
-    await withCheckedContinuation { continuation in
-        Thread.detachNewThread {
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-            continuation.resume(returning: status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))
-        }
-    }
-}
-
-/// Runs a shell command line (`/bin/sh -c`) to completion; its standard output is discarded.
-func runShell(_ command: String) async throws -> Int32 {
-    let pid = try spawnProcess(["/bin/sh", "-c", command])
-    return await waitForExit(pid)
-}
-
 /// The voxsyncd a chaos run starts: its own process group, its log in a file, its exit
 /// status collected by a thread of its own. Being in a group of its own, a Ctrl-C of the run
 /// does not reach it: `--exit-with-parent` stops it when the run ends that way.
 final class ChaosDaemon: Sendable {
-    let pid: pid_t
+    let child: ChildProcess
     let dataDirectory: String
     let logPath: String
-    private let exitStatus = Locked<Int32?>(nil)
+    var pid: pid_t { child.pid }
     var socketPath: String { dataDirectory + "/run/voxsync.sock" }
     var controlPath: String { dataDirectory + "/run/control.sock" }
     var syncPath: String { dataDirectory + "/run/sync.sock" }
@@ -95,34 +38,25 @@ final class ChaosDaemon: Sendable {
     init(executable: String, dataDirectory: String, logPath: String, settings: [String]) throws {
         self.dataDirectory = dataDirectory
         self.logPath = logPath
-        pid = try spawnProcess([executable, "--data-dir", dataDirectory, "--exit-with-parent"] + settings.flatMap { ["--set", $0] },
-                               output: logPath, errorsToOutput: true, newGroup: true)
-        let pid = pid
-        let exitStatus = exitStatus
-        Task.detached { let code = await waitForExit(pid); exitStatus.withLock { $0 = code } }
+        child = try ChildProcess([executable, "--data-dir", dataDirectory, "--exit-with-parent"] + settings.flatMap { ["--set", $0] },
+                                 output: logPath, errorsToOutput: true, newGroup: true)
     }
 
-    var exitCode: Int32? { exitStatus.current }
-    var isRunning: Bool { exitStatus.current == nil }
+    var exitCode: Int32? { child.exitCode }
+    var isRunning: Bool { child.isRunning }
 
     /// Waits until the client socket accepts connections.
     func waitUntilListening(timeout: Duration) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while !SocketPath.isListening(socketPath) {
-            guard isRunning else { throw BenchError("voxsyncd exited with code \(exitCode ?? -1) at start; its log:\n\(logTail())") }
-            guard ContinuousClock.now < deadline else { throw BenchError("voxsyncd did not listen on \(socketPath) within \(timeout)") }
-            try await Task.sleep(for: .milliseconds(20))
+        switch await child.waitUntilListening(on: socketPath, timeout: timeout) {
+        case .listening: return
+        case .exited(let code): throw BenchError("voxsyncd exited with code \(code) at start; its log:\n\(logTail())")
+        case .timedOut: throw BenchError("voxsyncd did not listen on \(socketPath) within \(timeout)")
         }
     }
 
     /// SIGTERM (a graceful stop), SIGKILL after `timeout`; returns the exit code.
     func stop(timeout: Duration) async -> Int32 {
-        if isRunning { kill(pid, SIGTERM) }
-        let deadline = ContinuousClock.now + timeout
-        while isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if isRunning { kill(pid, SIGKILL) }
-        while isRunning { try? await Task.sleep(for: .milliseconds(20)) }
-        return exitCode ?? -1
+        await child.stop(grace: timeout)
     }
 
     /// The last lines of the daemon's log, for error messages.

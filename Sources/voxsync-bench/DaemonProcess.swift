@@ -1,11 +1,10 @@
 import Foundation
-import VoxTransport
 
 /// A real `voxsyncd` started for a benchmark, in a data directory of its own, stopped with
 /// SIGTERM when the benchmark ends — or by itself should the benchmark be killed
 /// (`--exit-with-parent`).
 final class DaemonProcess {
-    let process = Process()
+    let child: ChildProcess
     let dataDirectory: String
     var socketPath: String { dataDirectory + "/run/voxsync.sock" }
 
@@ -16,25 +15,24 @@ final class DaemonProcess {
     }
 
     init(executable: String, arguments: [String] = []) throws {
-        dataDirectory = "/tmp/vxbench-" + String(UUID().uuidString.prefix(8))
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--data-dir", dataDirectory, "--log-level", "error", "--exit-with-parent"] + arguments
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(30)
-        while !SocketPath.isListening(socketPath) {
-            guard process.isRunning, Date() < deadline else {
-                throw BenchError("voxsyncd did not start listening on \(socketPath)")
-            }
-            usleep(10_000)
+        let dataDirectory = "/tmp/vxbench-" + String(UUID().uuidString.prefix(8))
+        self.dataDirectory = dataDirectory
+        child = try ChildProcess([executable, "--data-dir", dataDirectory, "--log-level", "error", "--exit-with-parent"] + arguments)
+        switch child.waitUntilListening(on: socketPath, timeout: .seconds(30)) {
+        case .listening:
+            return
+        case .exited(let code):
+            stop()
+            throw BenchError("voxsyncd exited with code \(code) before it listened on \(socketPath) (its errors are above)")
+        case .timedOut:
+            stop()
+            throw BenchError("voxsyncd did not start listening on \(socketPath) within 30 s")
         }
     }
 
+    /// SIGTERM (SIGKILL if it has not stopped within 30 s), then the data directory removed.
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        child.stop(grace: .seconds(30))
         try? FileManager.default.removeItem(atPath: dataDirectory)
     }
 
