@@ -26,6 +26,14 @@ static inline int voxsync_mutex_init(pthread_mutex_t *mutex, int checked) {
     return result;
 }
 
+/* glibc 2.34+ declares posix_spawn_file_actions_addclosefrom_np only under _GNU_SOURCE, which
+   Swift's import of <spawn.h> does not define: a spawned child closes every descriptor from
+   `lowest` on. */
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *, int);
+static inline int voxsync_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}
+
 /* Ask the kernel to send `signal` to this process when its parent dies. */
 static inline int voxsync_set_parent_death_signal(int signal) {
     return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0, 0, 0);

@@ -23,9 +23,9 @@ final class Locked<Value>: @unchecked Sendable {
     var current: Value { withLock { $0 } }
 }
 
-/// The voxsyncd a chaos run starts: its own process group, its log in a file, its exit
-/// status collected by a thread of its own. Being in a group of its own, a Ctrl-C of the run
-/// does not reach it: `--exit-with-parent` stops it when the run ends that way.
+/// The voxsyncd a chaos run starts: its own process group (a Ctrl-C reaches the run, which
+/// stops it itself), its log in a file. `--exit-with-parent` stops it should the run be
+/// killed or crash before it could.
 final class ChaosDaemon: Sendable {
     let child: ChildProcess
     let dataDirectory: String

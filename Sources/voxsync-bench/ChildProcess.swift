@@ -1,3 +1,4 @@
+import CVoxSys
 import Foundation
 import VoxTransport
 
@@ -9,6 +10,10 @@ import Glibc
 /// `posix_spawnp` (`spawnProcess`), reaped by a thread of its own the moment it ends, so a
 /// zombie never counts as running and nothing waits on Foundation's `Process`, whose
 /// `waitUntilExit` was seen to spin forever once a child had left a daemon behind.
+///
+/// Signals go out under the same lock under which the reaper collects the exit status, and
+/// only while there is none: the pid cannot have been reaped, and so cannot belong to another
+/// process, when `stop` signals it.
 final class ChildProcess: Sendable {
     let pid: pid_t
     private let exitStatus = Locked<Int32?>(nil)
@@ -23,9 +28,21 @@ final class ChildProcess: Sendable {
         let ended = ended
         ended.enter()
         Thread.detachNewThread {
-            let code = reap(pid)
-            exitStatus.withLock { $0 = code }
+            // Wait for the exit without reaping (the pid stays ours), then reap under the lock.
+            var info = siginfo_t()
+            while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == -1 && errno == EINTR {}
+            exitStatus.withLock { $0 = reap(pid) }
             ended.leave()
+        }
+    }
+
+    /// Sends `signal` unless the process has been reaped; whether it was sent.
+    @discardableResult
+    func signal(_ signal: Int32) -> Bool {
+        exitStatus.withLock { status in
+            guard status == nil else { return false }
+            kill(pid, signal)
+            return true
         }
     }
 
@@ -67,9 +84,9 @@ final class ChildProcess: Sendable {
     /// Blocks the calling thread.
     @discardableResult
     func stop(grace: Duration) -> Int32 {
-        if isRunning { kill(pid, SIGTERM) }
+        signal(SIGTERM)
         if let code = waitForExit(timeout: grace) { return code }
-        kill(pid, SIGKILL)
+        signal(SIGKILL)
         return waitForExit() ?? -1
     }
 
@@ -91,8 +108,8 @@ final class ChildProcess: Sendable {
     }
 }
 
-/// Starts `argv` with `posix_spawnp` (stdout to `output`, or /dev/null; stderr inherited, or to
-/// `output` too) and returns its pid; `argv[0]` is a path, or a name looked up in `PATH`. Own
+/// Starts `argv` with `posix_spawnp` (stdin from /dev/null, stdout to `output` or /dev/null,
+/// stderr inherited or to `output` too, no other descriptor) and returns its pid; `argv[0]` is a path, or a name looked up in `PATH`. Own
 /// process group when `newGroup`, so a Ctrl-C in the terminal reaches the chaos run, which then
 /// stops the child itself.
 func spawnProcess(_ argv: [String], output: String? = nil, errorsToOutput: Bool = false, newGroup: Bool = false) throws -> pid_t {
@@ -102,6 +119,9 @@ func spawnProcess(_ argv: [String], output: String? = nil, errorsToOutput: Bool 
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, output ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
     if errorsToOutput { posix_spawn_file_actions_adddup2(&actions, 1, 2) }
+    // Nothing else of this process's: a daemon holding one of its pipes or sockets would keep
+    // the other end open for as long as it runs.
+    voxsync_spawn_close_from(&actions, 3)
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -130,8 +150,8 @@ func spawnProcess(_ argv: [String], output: String? = nil, errorsToOutput: Bool 
     return pid
 }
 
-/// Waits for the child `pid` on the calling thread and returns its exit code, 128 + signal
-/// when a signal ended it.
+/// Reaps the child `pid` (waiting for it if it has not ended) and returns its exit code,
+/// 128 + signal when a signal ended it.
 private func reap(_ pid: pid_t) -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 && errno == EINTR {}

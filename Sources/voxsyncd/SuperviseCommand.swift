@@ -36,7 +36,7 @@ struct SuperviseCommand: AsyncParsableCommand {
 
     @Flag(help: ArgumentHelp(
         "Stop, as on SIGTERM, once the process that started voxsyncd has exited.",
-        discussion: "For test harnesses and benchmarks: one that is killed leaves no service behind. Checked every 250 ms."))
+        discussion: "For test harnesses and benchmarks: one that is killed leaves no voxsyncd behind. Checked every 250 ms. A voxsyncd whose parent had already exited when it started cannot tell, and keeps running."))
     var exitWithParent = false
 
     func run() async throws {
@@ -107,23 +107,24 @@ struct SuperviseCommand: AsyncParsableCommand {
             }
         }
         if configuration.metricsEnabled { reporter.start() }
-        if let parent {
-            // Polled rather than PR_SET_PDEATHSIG, which fires when the parent *thread* that
-            // started this process exits: a harness may start it from a pool thread that ends.
-            supervisor.loop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { task in
-                guard getppid() != parent else { return }
-                task.cancel()
-                logger.notice("the process that started voxsyncd (pid \(parent)) has exited; stopping (--exit-with-parent)")
-                kill(getpid(), SIGTERM)
-            }
-        }
-
         let service = SupervisorService(supervisor: supervisor, group: group, listenDescriptor: listenDescriptor,
                                         configuration: configuration, instanceID: instanceID, started: started, lock: lock)
         let serviceGroup = ServiceGroup(configuration: .init(
             services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
+        if let parent {
+            // Polled rather than PR_SET_PDEATHSIG, which fires when the parent *thread* that
+            // started this process exits: a harness may start it from a pool thread that ends.
+            // The shutdown is asked of the service group, not sent as SIGTERM: a request made
+            // before the group runs is kept, where a signal would meet the default action.
+            supervisor.loop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { task in
+                guard getppid() != parent else { return }
+                task.cancel()
+                logger.notice("the process that started voxsyncd (pid \(parent)) has exited; stopping (--exit-with-parent)")
+                Task { await serviceGroup.triggerGracefulShutdown() }
+            }
+        }
         try await serviceGroup.run()
     }
 

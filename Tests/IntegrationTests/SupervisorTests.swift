@@ -104,10 +104,12 @@ extension ServiceTests {
 
         /// voxsyncd started in the background by a shell that then waits, as a harness starts
         /// it: SIGKILL of the shell orphans it. Returns the shell's pid, the supervisor's and its
-        /// workers' once every worker is ready. (`posix_spawn`, not Foundation's `Process`, whose
-        /// `waitUntilExit` was seen to spin forever on a shell that left a daemon behind.)
+        /// workers' once every worker is ready — or, without `waitUntilReady`, as soon as the
+        /// supervisor has bound the client socket (it has read its parent's pid by then), with
+        /// no workers. (`posix_spawn`, not Foundation's `Process`, whose `waitUntilExit` was seen
+        /// to spin forever on a shell that left a daemon behind.)
         static func startedByAShell(
-            dataDirectory: String, logPath: String, exitWithParent: Bool
+            dataDirectory: String, logPath: String, exitWithParent: Bool, waitUntilReady: Bool = true
         ) async throws -> (shell: pid_t, supervisor: Int32, workers: [Int32]) {
             let pidFile = dataDirectory + ".pid"
             defer { try? FileManager.default.removeItem(atPath: pidFile) }
@@ -123,6 +125,12 @@ extension ServiceTests {
                     supervisor = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
                     return supervisor > 0
                 }
+                guard waitUntilReady else {
+                    try await eventually(timeout: .seconds(30), "the client socket bound") {
+                        FileManager.default.fileExists(atPath: dataDirectory + "/run/voxsync.sock")
+                    }
+                    return (shell, supervisor, [])
+                }
                 try await eventually(timeout: .seconds(30), "every worker ready") {
                     guard let status = try? await supervisorStatus(controlPath: dataDirectory + "/run/control.sock") else { return false }
                     workers = status.workers.map(\.pid)
@@ -132,6 +140,8 @@ extension ServiceTests {
                 if supervisor > 0 { kill(supervisor, SIGKILL) }  // its workers die with it
                 kill(shell, SIGKILL)
                 _ = waitForExit(shell)
+                try? FileManager.default.removeItem(atPath: dataDirectory)
+                try? FileManager.default.removeItem(atPath: logPath)
                 throw error
             }
             return (shell, supervisor, workers)
@@ -155,8 +165,13 @@ extension ServiceTests {
             #expect(waitForExit(shell) == 128 + SIGKILL)
             if exitWithParent {
                 // Noticed within 250 ms, then the graceful stop: workers in reverse order.
-                try await eventually(timeout: .seconds(20), "the orphaned service to stop\n\(log())") {
-                    !isAlive(supervisor) && !workers.contains(where: isAlive)
+                do {
+                    try await eventually(timeout: .seconds(20), "the orphaned service to stop") {
+                        !isAlive(supervisor) && !workers.contains(where: isAlive)
+                    }
+                } catch {
+                    Issue.record("voxsyncd's log:\n\(log())")
+                    throw error
                 }
                 #expect(log().contains("the process that started voxsyncd (pid \(shell)) has exited; stopping"), "\(log())")
                 #expect(log().contains("voxsyncd: stopped"), "a graceful stop, not a kill:\n\(log())")
@@ -170,6 +185,32 @@ extension ServiceTests {
                 #expect(isAlive(supervisor))
                 #expect(!log().contains("has exited; stopping"))
             }
+        }
+
+        @Test func orphanedWhileStartingWithExitWithParentItStillStopsGracefully() async throws {
+            let dataDirectory = "/tmp/vxi-" + String(UUID().uuidString.prefix(8))
+            let logPath = dataDirectory + ".log"
+            let (shell, supervisor, _) = try await Self.startedByAShell(
+                dataDirectory: dataDirectory, logPath: logPath, exitWithParent: true, waitUntilReady: false)
+            defer {
+                if isAlive(supervisor) { kill(supervisor, SIGKILL) }  // its workers die with it
+                try? FileManager.default.removeItem(atPath: dataDirectory)
+                try? FileManager.default.removeItem(atPath: logPath)
+            }
+            func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+            // The workers are still starting; the stop may be asked before the service group
+            // runs (the first check is 250 ms in), which keeps the request and stops at once.
+            kill(shell, SIGKILL)
+            #expect(waitForExit(shell) == 128 + SIGKILL)
+            do {
+                try await eventually(timeout: .seconds(30), "the orphaned service to stop") { !isAlive(supervisor) }
+            } catch {
+                Issue.record("voxsyncd's log:\n\(log())")
+                throw error
+            }
+            #expect(log().contains("has exited; stopping"), "\(log())")
+            #expect(log().contains("voxsyncd: stopped"), "a graceful stop, not a kill:\n\(log())")
+            #expect(!FileManager.default.fileExists(atPath: dataDirectory + "/run/voxsync.sock"), "client socket removed")
         }
 
         @Test func sigtermStopsCleanly() async throws {
