@@ -227,7 +227,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "VoxClient", "VoxCore", "VoxWire", "VoxTransport", "VoxStore", "VoxSync", "VoxMetrics", "VoxTestSupport",
+                "VoxClient", "VoxCore", "VoxWire", "VoxTransport", "VoxStore", "VoxSync", "VoxMetrics", "VoxTestSupport", "CVoxSys",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),

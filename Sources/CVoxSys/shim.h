@@ -26,6 +26,25 @@ static inline int voxsync_mutex_init(pthread_mutex_t *mutex, int checked) {
     return result;
 }
 
+/* posix_spawn attributes for a child that starts with a clean signal state whatever this
+   process ignores or blocks — both are inherited, and ServiceLifecycle ignores SIGTERM and
+   SIGINT to catch them, while NIO's and Foundation's threads block signals (a redis-server
+   started with SIGTERM blocked never stops on it): every signal at its default action, none
+   blocked. With `new_group`, the child leads a process group of its own. */
+static inline void voxsync_spawnattr_clean_signals(posix_spawnattr_t *attributes, int new_group) {
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(attributes, &all);
+    posix_spawnattr_setsigmask(attributes, &none);
+    short flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+    if (new_group) {
+        posix_spawnattr_setpgroup(attributes, 0);
+        flags |= POSIX_SPAWN_SETPGROUP;
+    }
+    posix_spawnattr_setflags(attributes, flags);
+}
+
 /* glibc 2.34+ declares posix_spawn_file_actions_addclosefrom_np only under _GNU_SOURCE, which
    Swift's import of <spawn.h> does not define: a spawned child closes every descriptor from
    `lowest` on. */

@@ -44,17 +44,10 @@ public struct ProcessSpawner: Sendable {
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
         // Workers start with default signal dispositions and an empty mask, whatever the
-        // supervisor ignores or blocks (ServiceLifecycle ignores SIGTERM/SIGINT to catch them).
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        // Own process group: a Ctrl-C in the terminal reaches the supervisor, which then stops
-        // the workers in order, instead of every worker at once.
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
+        // supervisor ignores or blocks, in a process group of their own: a Ctrl-C in the
+        // terminal reaches the supervisor, which then stops the workers in order, instead of
+        // every worker at once.
+        voxsync_spawnattr_clean_signals(&attributes, 1)
 
         var environment = ProcessInfo.processInfo.environment
         environment["VOXSYNC_SUPERVISOR_PID"] = String(getpid())

@@ -125,23 +125,8 @@ func spawnProcess(_ argv: [String], output: String? = nil, errorsToOutput: Bool 
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
-    // Default dispositions: the chaos run ignores SIGINT/SIGTERM to handle them itself.
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    sigaddset(&defaults, SIGINT)
-    sigaddset(&defaults, SIGTERM)
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    // Nothing blocked: this process's threads block signals (Foundation's, NIO's), and a mask is
-    // inherited — a redis-server started with SIGTERM blocked never stops on it.
-    var unblocked = sigset_t()
-    sigemptyset(&unblocked)
-    posix_spawnattr_setsigmask(&attributes, &unblocked)
-    var flags = Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
-    if newGroup {
-        posix_spawnattr_setpgroup(&attributes, 0)
-        flags |= Int16(POSIX_SPAWN_SETPGROUP)
-    }
-    posix_spawnattr_setflags(&attributes, flags)
+    // The chaos run ignores SIGINT and SIGTERM to handle them itself; its children do not.
+    voxsync_spawnattr_clean_signals(&attributes, newGroup ? 1 : 0)
     var cArguments = argv.map { strdup($0) } + [nil]
     defer { cArguments.forEach { free($0) } }
     var pid: pid_t = 0

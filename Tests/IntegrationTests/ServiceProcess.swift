@@ -1,3 +1,4 @@
+import CVoxSys
 import Foundation
 import VoxClient
 import VoxCore
@@ -162,21 +163,13 @@ func runCommandBlocking(_ argv: [String]) throws -> Int32 {
 }
 
 /// Starts `argv` (absolute program path first) with `posix_spawn`; reap it with `waitForExit`.
-/// No signal blocked and SIGINT and SIGTERM at their default, as a shell would start it: the
-/// test runner's threads block signals, and a mask is inherited.
+/// No signal blocked or ignored, as a shell would start it: the test runner's threads block
+/// signals, and a mask is inherited.
 func spawnCommand(_ argv: [String]) throws -> pid_t {
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    sigaddset(&defaults, SIGINT)
-    sigaddset(&defaults, SIGTERM)
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    var unblocked = sigset_t()
-    sigemptyset(&unblocked)
-    posix_spawnattr_setsigmask(&attributes, &unblocked)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+    voxsync_spawnattr_clean_signals(&attributes, 0)
     var cArguments = argv.map { strdup($0) } + [nil]
     defer { cArguments.forEach { free($0) } }
     var pid: pid_t = 0
