@@ -107,6 +107,7 @@ struct SuperviseCommand: AsyncParsableCommand {
             }
         }
         if configuration.metricsEnabled { reporter.start() }
+
         let service = SupervisorService(supervisor: supervisor, group: group, listenDescriptor: listenDescriptor,
                                         configuration: configuration, instanceID: instanceID, started: started, lock: lock)
         let serviceGroup = ServiceGroup(configuration: .init(

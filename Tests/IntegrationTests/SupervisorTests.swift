@@ -165,17 +165,9 @@ extension ServiceTests {
             #expect(waitForExit(shell) == 128 + SIGKILL)
             if exitWithParent {
                 // Noticed within 250 ms, then the graceful stop: workers in reverse order.
-                do {
-                    try await eventually(timeout: .seconds(20), "the orphaned service to stop") {
-                        !isAlive(supervisor) && !workers.contains(where: isAlive)
-                    }
-                } catch {
-                    Issue.record("voxsyncd's log:\n\(log())")
-                    throw error
+                try await Self.expectGracefulStopAfterItsParent(shell, dataDirectory: dataDirectory, logPath: logPath) {
+                    !isAlive(supervisor) && !workers.contains(where: isAlive)
                 }
-                #expect(log().contains("the process that started voxsyncd (pid \(shell)) has exited; stopping"), "\(log())")
-                #expect(log().contains("voxsyncd: stopped"), "a graceful stop, not a kill:\n\(log())")
-                #expect(!FileManager.default.fileExists(atPath: dataDirectory + "/run/voxsync.sock"), "client socket removed")
             } else {
                 // Without the flag an orphaned service goes on serving (as under nohup): six
                 // of the flag's checks later it still answers.
@@ -197,18 +189,29 @@ extension ServiceTests {
                 try? FileManager.default.removeItem(atPath: dataDirectory)
                 try? FileManager.default.removeItem(atPath: logPath)
             }
-            func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
             // The workers are still starting; the stop may be asked before the service group
             // runs (the first check is 250 ms in), which keeps the request and stops at once.
+            // "voxsyncd: stopped" is written once every worker has been stopped.
             kill(shell, SIGKILL)
             #expect(waitForExit(shell) == 128 + SIGKILL)
+            try await Self.expectGracefulStopAfterItsParent(shell, dataDirectory: dataDirectory, logPath: logPath) {
+                !isAlive(supervisor)
+            }
+        }
+
+        /// After the SIGKILL of `shell`, which started a voxsyncd with `--exit-with-parent`: waits
+        /// until `stopped` holds, then checks that the flag stopped it, gracefully.
+        static func expectGracefulStopAfterItsParent(
+            _ shell: pid_t, dataDirectory: String, logPath: String, stopped: () -> Bool
+        ) async throws {
+            func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
             do {
-                try await eventually(timeout: .seconds(30), "the orphaned service to stop") { !isAlive(supervisor) }
+                try await eventually(timeout: .seconds(30), "the orphaned service to stop") { stopped() }
             } catch {
                 Issue.record("voxsyncd's log:\n\(log())")
                 throw error
             }
-            #expect(log().contains("has exited; stopping"), "\(log())")
+            #expect(log().contains("the process that started voxsyncd (pid \(shell)) has exited; stopping"), "\(log())")
             #expect(log().contains("voxsyncd: stopped"), "a graceful stop, not a kill:\n\(log())")
             #expect(!FileManager.default.fileExists(atPath: dataDirectory + "/run/voxsync.sock"), "client socket removed")
         }
