@@ -9,6 +9,7 @@
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* A mutex that spins for a while (glibc's adaptive type: up to 100 tries) before it sleeps in
@@ -51,6 +52,15 @@ static inline void voxsync_spawnattr_clean_signals(posix_spawnattr_t *attributes
 extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *, int);
 static inline int voxsync_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
     return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}
+
+/* A waitpid status taken apart (the W* macros do not import into Swift): the signal that
+   ended the child (0 if it exited), its exit code, and the two as a shell reports them
+   (the exit code, or 128 + the signal). */
+static inline int voxsync_wait_signal(int status) { return WIFSIGNALED(status) ? WTERMSIG(status) : 0; }
+static inline int voxsync_wait_exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 0; }
+static inline int voxsync_wait_shell_code(int status) {
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }
 
 /* Ask the kernel to send `signal` to this process when its parent dies. */

@@ -1,3 +1,4 @@
+import CVoxSys
 import Foundation
 import VoxCore
 
@@ -33,9 +34,8 @@ public final class ChildReaper: Sendable {
     }
 
     static func reason(_ status: Int32) -> ExitReason {
-        // The WIFEXITED/WIFSIGNALED macros do not import into Swift.
-        let signal = status & 0x7f
-        if signal == 0 { return .exited(code: (status >> 8) & 0xff) }
+        let signal = voxsync_wait_signal(status)
+        if signal == 0 { return .exited(code: voxsync_wait_exit_code(status)) }
         return .signaled(signal: signal)
     }
 }

@@ -36,13 +36,10 @@ final class ChildProcess: Sendable {
         }
     }
 
-    /// Sends `signal` unless the process has been reaped; whether it was sent.
-    @discardableResult
-    func signal(_ signal: Int32) -> Bool {
+    /// Sends `signal` unless the process has been reaped.
+    func signal(_ signal: Int32) {
         exitStatus.withLock { status in
-            guard status == nil else { return false }
-            kill(pid, signal)
-            return true
+            if status == nil { kill(pid, signal) }
         }
     }
 
@@ -140,7 +137,7 @@ func spawnProcess(_ argv: [String], output: String? = nil, errorsToOutput: Bool 
 private func reap(_ pid: pid_t) -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-    return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return voxsync_wait_shell_code(status)
 }
 
 /// Runs a shell command line (`/bin/sh -c`) to completion; its standard output is discarded.

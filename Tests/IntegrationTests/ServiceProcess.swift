@@ -182,5 +182,5 @@ func spawnCommand(_ argv: [String]) throws -> pid_t {
 func waitForExit(_ pid: pid_t) -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-    return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return voxsync_wait_shell_code(status)
 }
