@@ -60,6 +60,7 @@ let package = Package(
             dependencies: [
                 "VoxWire",
                 "VoxCore",
+                "CVoxSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

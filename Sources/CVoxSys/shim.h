@@ -1,9 +1,12 @@
 #ifndef VOXSYNC_CVOXSYS_SHIM_H
 #define VOXSYNC_CVOXSYS_SHIM_H
 /* Linux calls that Swift cannot reach directly: prctl and syscall are C-variadic; Glibc does not
-   export epoll (the benchmark client polls its connections with it). */
+   export epoll or eventfd (the cache worker's client socket and the benchmark client poll their
+   connections with epoll). */
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -72,4 +75,17 @@ static inline int voxsync_set_parent_death_signal(int signal) {
 static inline int voxsync_nice_this_thread(int nice) {
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
 }
+
+/* Names the calling thread (at most 15 bytes are kept), as `top -H` and /proc show it. */
+static inline int voxsync_name_this_thread(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+}
+
+/* accept4 is declared only under _GNU_SOURCE: a connection that is non-blocking and
+   close-on-exec from the start, in one call. */
+int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+static inline int voxsync_accept_nonblocking(int listener) {
+    return accept4(listener, 0, 0, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
 #endif

@@ -15,6 +15,8 @@ public struct TransportError: Error, Sendable, Equatable, CustomStringConvertibl
         case protocolViolation
         /// The server answered the handshake with an error or an incompatible version.
         case handshakeRejected
+        /// A system call the server needs failed (epoll, eventfd, socket setup).
+        case io
     }
 
     public var code: Code

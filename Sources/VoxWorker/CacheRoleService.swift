@@ -21,7 +21,7 @@ final class CacheRoleService: WorkerRoleService {
     private let listenDescriptor: CInt
     private let instanceID: String
     private let logger: Logger
-    private let server = NIOLockedValueBoxHolder<UnixSocketServer>()
+    private let server = NIOLockedValueBoxHolder<any SocketServing>()
     private let service = NIOLockedValueBoxHolder<CacheService>()
     private let internalServer = NIOLockedValueBoxHolder<UnixSocketServer>()
     private let peers = NIOLockedValueBoxHolder<Peers>()
@@ -50,8 +50,10 @@ final class CacheRoleService: WorkerRoleService {
         let identity = ServerIdentity(
             serverName: "voxsyncd 0.1.0 (cache)", instanceID: instanceID,
             embeddingDimension: UInt32(configuration.embeddingDimension), embeddingModel: configuration.embeddingModel)
-        // Connections are spread over the loops; each answers its own (see CacheService).
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+        // Client connections are spread over event_loop_threads loops; each answers its own
+        // (see CacheService). With epoll those loops are the client server's own, and the NIO
+        // group keeps one loop for the service's timers, the worker socket and the peers.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.clientIO == "nio" ? configuration.eventLoopThreads : 1)
         let store = StoreConfiguration(configuration, origin: instanceID)
         // Serve at once after a restart, whatever the number of profiles: the preload runs
         // beside the serving (see CacheService.init).
@@ -73,10 +75,17 @@ final class CacheRoleService: WorkerRoleService {
         self.internalServer.value = try await WorkerSocket.bind(
             .cache, configuration: configuration, instanceID: instanceID,
             responder: InternalResponder(service: service), group: group, logger: logger)
-        let server = try await UnixSocketServer.adopt(
-            listeningDescriptor: listenDescriptor, identity: identity, configuration: serverConfiguration,
-            responder: service, group: group, logger: logger)
-        self.server.value = server
+        // The client socket: on event loops of its own (epoll, no SwiftNIO channel per
+        // connection; README, Process model), or on the NIO group's with client_io=nio.
+        if configuration.clientIO == "nio" {
+            self.server.value = try await UnixSocketServer.adopt(
+                listeningDescriptor: listenDescriptor, identity: identity, configuration: serverConfiguration,
+                responder: service, group: group, logger: logger)
+        } else {
+            self.server.value = try await EpollSocketServer.adopt(
+                listeningDescriptor: listenDescriptor, identity: identity, configuration: serverConfiguration,
+                responder: service, loops: configuration.eventLoopThreads, logger: logger)
+        }
         // Serving; ready once the preload is in. A preload that fails ends the worker, as a
         // failing open does, and the supervisor restarts it.
         try await service.preloadFinished.get()

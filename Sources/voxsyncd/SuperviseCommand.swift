@@ -115,6 +115,7 @@ struct SuperviseCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         if let parent {
+            let logger = logger
             // Polled rather than PR_SET_PDEATHSIG, which fires when the parent *thread* that
             // started this process exits: a harness may start it from a pool thread that ends.
             // The shutdown is asked of the service group, not sent as SIGTERM: a request made

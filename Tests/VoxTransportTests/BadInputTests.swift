@@ -49,9 +49,9 @@ import VoxWire
         ]
     }()
 
-    @Test(arguments: cases)
-    func badInputGetsAnErrorAndOnlyThatConnectionCloses(badCase: Case) async throws {
-        let server = try await startServer(configure: { $0.wire.maxFrameBytes = Self.maxFrame })
+    @Test(arguments: cases, ServerKind.allCases)
+    func badInputGetsAnErrorAndOnlyThatConnectionCloses(badCase: Case, kind: ServerKind) async throws {
+        let server = try await startServer(kind, configure: { $0.wire.maxFrameBytes = Self.maxFrame })
         defer { Task { await server.shutdown() } }
         let path = server.path!
 
@@ -83,8 +83,8 @@ import VoxWire
         try await newcomer.ping()
     }
 
-    @Test func peerWithAUidNotAllowedIsRefused() async throws {
-        let server = try await startServer(configure: { $0.allowedUIDs = [4242] })
+    @Test(arguments: ServerKind.allCases) func peerWithAUidNotAllowedIsRefused(kind: ServerKind) async throws {
+        let server = try await startServer(kind, configure: { $0.allowedUIDs = [4242] })
         defer { Task { await server.shutdown() } }
         let raw = try RawSocket(path: server.path!)
         raw.send(helloFrame())
@@ -96,8 +96,8 @@ import VoxWire
         #expect(envelopes.count == 1, "no HelloOk for a refused peer")
     }
 
-    @Test func connectionsOverTheLimitAreTurnedAway() async throws {
-        let server = try await startServer(configure: { $0.maxConnections = 2 })
+    @Test(arguments: ServerKind.allCases) func connectionsOverTheLimitAreTurnedAway(kind: ServerKind) async throws {
+        let server = try await startServer(kind, configure: { $0.maxConnections = 2 })
         defer { Task { await server.shutdown() } }
         let first = makeClient(server.path!)
         let second = makeClient(server.path!)
@@ -113,8 +113,8 @@ import VoxWire
         try await first.ping()
     }
 
-    @Test func idleConnectionsAreClosedWithAReason() async throws {
-        let server = try await startServer(configure: { $0.idleTimeout = .seconds(1) })
+    @Test(arguments: ServerKind.allCases) func idleConnectionsAreClosedWithAReason(kind: ServerKind) async throws {
+        let server = try await startServer(kind, configure: { $0.idleTimeout = .seconds(1) })
         defer { Task { await server.shutdown() } }
         let raw = try RawSocket(path: server.path!)
         raw.send(helloFrame())

@@ -79,14 +79,27 @@ final class TestResponder: ServerResponder {
     }
 }
 
+/// The two servers of the same protocol: SwiftNIO channels (worker sockets, `client_io=nio`)
+/// and the epoll loops of the cache worker's client socket. The protocol tests run on both.
+enum ServerKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case nio, epoll
+    var testDescription: String { rawValue }
+}
+
 func startServer(
+    _ kind: ServerKind = .nio,
     path: String = temporarySocketPath(),
     configure: (inout ServerConfiguration) -> Void = { _ in },
     responder: TestResponder = TestResponder()
-) async throws -> UnixSocketServer {
+) async throws -> any SocketServing {
     var configuration = ServerConfiguration()
     configure(&configuration)
-    return try await UnixSocketServer.bind(path: path, identity: testIdentity, configuration: configuration, responder: responder)
+    switch kind {
+    case .nio:
+        return try await UnixSocketServer.bind(path: path, identity: testIdentity, configuration: configuration, responder: responder)
+    case .epoll:
+        return try await EpollSocketServer.bind(path: path, identity: testIdentity, configuration: configuration, responder: responder)
+    }
 }
 
 func makeClient(_ path: String, configure: (inout VoxClientConfiguration) -> Void = { _ in }) -> VoxClient {

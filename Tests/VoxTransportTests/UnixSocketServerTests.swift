@@ -10,44 +10,44 @@ import Glibc
 #endif
 
 @Suite struct UnixSocketServerTests {
-    @Test func socketFileIsOwnerOnly() async throws {
-        let server = try await startServer()
+    @Test(arguments: ServerKind.allCases) func socketFileIsOwnerOnly(kind: ServerKind) async throws {
+        let server = try await startServer(kind)
         defer { Task { await server.shutdown() } }
         var info = stat()
         #expect(stat(server.path!, &info) == 0)
         #expect(info.st_mode & 0o777 == 0o600)
     }
 
-    @Test func secondServerOnALivePathIsRefused() async throws {
-        let server = try await startServer()
+    @Test(arguments: ServerKind.allCases) func secondServerOnALivePathIsRefused(kind: ServerKind) async throws {
+        let server = try await startServer(kind)
         defer { Task { await server.shutdown() } }
-        let error = await #expect(throws: TransportError.self) { try await startServer(path: server.path!) }
+        let error = await #expect(throws: TransportError.self) { try await startServer(kind, path: server.path!) }
         #expect(error?.code == .addressInUse)
         let client = makeClient(server.path!)
         defer { client.close() }
         try await client.ping()
     }
 
-    @Test func staleSocketFileIsReplaced() async throws {
+    @Test(arguments: ServerKind.allCases) func staleSocketFileIsReplaced(kind: ServerKind) async throws {
         let path = temporarySocketPath()
         leaveStaleSocketFile(at: path)  // bound, never listened, never removed: as after a crash
         #expect(FileManager.default.fileExists(atPath: path))
-        let second = try await startServer(path: path)
+        let second = try await startServer(kind, path: path)
         defer { Task { await second.shutdown() } }
         let client = makeClient(path)
         defer { client.close() }
         try await client.ping()
     }
 
-    @Test func overlongSocketPathIsExplained() async {
+    @Test(arguments: ServerKind.allCases) func overlongSocketPathIsExplained(kind: ServerKind) async {
         let path = "/tmp/" + String(repeating: "d", count: 120) + "/s.sock"
-        let error = await #expect(throws: TransportError.self) { try await startServer(path: path) }
+        let error = await #expect(throws: TransportError.self) { try await startServer(kind, path: path) }
         #expect(error?.code == .invalidSocketPath)
         #expect(error?.message.contains("at most 107") == true)
     }
 
-    @Test func pipelinedAnswersComeBackInRequestOrder() async throws {
-        let server = try await startServer(responder: TestResponder(statsDelay: .milliseconds(50)))
+    @Test(arguments: ServerKind.allCases) func pipelinedAnswersComeBackInRequestOrder(kind: ServerKind) async throws {
+        let server = try await startServer(kind, responder: TestResponder(statsDelay: .milliseconds(50)))
         defer { Task { await server.shutdown() } }
         let raw = try RawSocket(path: server.path!)
         var get = Voxsync_V1_GetRequest()
@@ -63,9 +63,9 @@ import Glibc
         #expect(answers[3].pong == Pong())
     }
 
-    @Test func requestsBeyondTheInFlightLimitWaitInTheSocket() async throws {
+    @Test(arguments: ServerKind.allCases) func requestsBeyondTheInFlightLimitWaitInTheSocket(kind: ServerKind) async throws {
         let responder = TestResponder()
-        let server = try await startServer(configure: { $0.maxInFlightPerConnection = 2 }, responder: responder)
+        let server = try await startServer(kind, configure: { $0.maxInFlightPerConnection = 2 }, responder: responder)
         defer { Task { await server.shutdown() } }
         let raw = try RawSocket(path: server.path!)
         var bytes = helloFrame()
@@ -81,8 +81,8 @@ import Glibc
         #expect(responder.calls.count == 10)
     }
 
-    @Test func aBurstFollowedByHalfCloseIsAnsweredInFull() async throws {
-        let server = try await startServer()
+    @Test(arguments: ServerKind.allCases) func aBurstFollowedByHalfCloseIsAnsweredInFull(kind: ServerKind) async throws {
+        let server = try await startServer(kind)
         defer { Task { await server.shutdown() } }
         let raw = try RawSocket(path: server.path!)
         var bytes = helloFrame()
@@ -95,8 +95,8 @@ import Glibc
         #expect(closed)
     }
 
-    @Test func aClientThatNeverReadsItsAnswersIsNotReadEither() async throws {
-        let server = try await startServer()
+    @Test(arguments: ServerKind.allCases) func aClientThatNeverReadsItsAnswersIsNotReadEither(kind: ServerKind) async throws {
+        let server = try await startServer(kind)
         defer { Task { await server.shutdown() } }
         let raw = try RawSocket(path: server.path!)
         raw.send(helloFrame())
@@ -126,8 +126,8 @@ import Glibc
         #expect(sent < 32 << 20, "the client could write \(sent) bytes into a server that was not being read")
     }
 
-    @Test func gracefulShutdownFinishesRequestsInFlight() async throws {
-        let server = try await startServer(responder: TestResponder(statsDelay: .milliseconds(200)))
+    @Test(arguments: ServerKind.allCases) func gracefulShutdownFinishesRequestsInFlight(kind: ServerKind) async throws {
+        let server = try await startServer(kind, responder: TestResponder(statsDelay: .milliseconds(200)))
         let raw = try RawSocket(path: server.path!)
         raw.send(helloFrame() + frame(Envelope(requestID: 2, .stats(.init()))))
         #expect(await raw.read(count: 1).count == 1)

@@ -24,6 +24,8 @@ public enum ConfigurationKeys {
         choice("log_level", "trace, debug, info, notice, warning, error or critical.", \.logLevel,
                ["trace", "debug", "info", "notice", "warning", "error", "critical"]),
         integer("event_loop_threads", "Event-loop threads of the cache worker; connections are spread over them and each answers its own.", \.eventLoopThreads, 1...64),
+        choice("client_io", "How the cache worker serves the client socket: epoll (its own event loops, the default) or nio (SwiftNIO channels, kept for comparison).",
+               \.clientIO, ["epoll", "nio"]),
         integer("embedding_dimension", "Floats per embedding (fixed when the store is created).", \.embeddingDimension, 1...8192),
         ConfigurationKey(
             name: "embedding_model", help: "Model tag of the embeddings (fixed when the store is created); a request whose vector names another model is refused.",

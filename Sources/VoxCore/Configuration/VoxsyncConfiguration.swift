@@ -17,6 +17,8 @@ public struct VoxsyncConfiguration: Sendable, Equatable {
     /// let socket I/O and protobuf of different connections run on both cores of a small
     /// machine (verify at 50 clients about +20 % over one on the 2-core benchmark machine).
     public var eventLoopThreads = 2
+    /// `epoll` or `nio`: what serves the cache worker's client socket (see `client_io`).
+    public var clientIO = "epoll"
     /// Number of float32 values in every embedding (fixed when the store is created).
     public var embeddingDimension = 192
     /// Model tag of the embeddings (fixed when the store is created, like the dimension).

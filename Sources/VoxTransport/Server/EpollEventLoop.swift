@@ -1,0 +1,282 @@
+import CVoxSys
+import Dispatch
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Something registered with an `EpollEventLoop` for the readiness of one descriptor.
+protocol EpollReadinessHandler: AnyObject {
+    /// Called on the loop with the ready epoll events (`EPOLLIN`, `EPOLLOUT`, `EPOLLHUP`,
+    /// `EPOLLERR`).
+    func ready(_ events: UInt32)
+}
+
+/// One thread around one level-triggered epoll instance: the event loop of the client
+/// socket's connections (`EpollSocketServer`).
+///
+/// It is a SwiftNIO `EventLoop` — tasks, timers, promises and futures made on it complete on
+/// its thread — so a service answers on it exactly as on a NIO loop: a write's promise made
+/// on the connection's loop is completed there by one `execute` from the store's thread, and
+/// the answer is written by the same task. What it leaves out is SwiftNIO's channel
+/// machinery (pipelines, `NIOAny`, pending-write queues, promises per read and write): a
+/// connection is a descriptor, a few buffers and `ServerConnectionStateMachine`.
+///
+/// Registration of descriptors happens only on the loop's thread; `execute` and
+/// `scheduleTask` may be called from any thread (an `eventfd` wakes the loop).
+public final class EpollEventLoop: EventLoop, @unchecked Sendable {
+    private let epoll: CInt
+    private let wakeup: CInt
+    private let name: String
+    private let pending = NIOLockedValueBox(Pending())
+    /// Set by the loop's thread before `init` returns; never written again.
+    private var thread = pthread_t()
+
+    // Touched only on the loop's thread.
+    private var handlers: [UInt64: EpollReadinessHandler] = [:]
+    private var nextToken: UInt64 = 1
+    private var timers = TimerQueue()
+    /// When the current iteration's `epoll_wait` returned: the clock connections stamp their
+    /// activity with, read once per wake-up instead of once per frame.
+    private(set) var iterationStart = NIODeadline.now()
+
+    private struct Pending {
+        var tasks: [@Sendable () -> Void] = []
+        var stopping = false
+        var stopped = false
+        var shutdownCallbacks: [(DispatchQueue, @Sendable (Error?) -> Void)] = []
+        var nextTimerID: UInt64 = 0
+    }
+
+    /// Starts the loop's thread, named `name` (at most 15 bytes are kept; shown by `top -H`).
+    public init(name: String) throws(TransportError) {
+        self.name = name
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epoll >= 0 else { throw TransportError(.io, "epoll_create1 failed: \(String(cString: strerror(errno)))") }
+        wakeup = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        guard wakeup >= 0 else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(epoll)
+            throw TransportError(.io, "eventfd failed: \(reason)")
+        }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u64 = 0  // token 0: the wake-up descriptor
+        guard epoll_ctl(epoll, EPOLL_CTL_ADD, wakeup, &event) == 0 else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(epoll)
+            Glibc.close(wakeup)
+            throw TransportError(.io, "epoll_ctl failed for the wake-up descriptor: \(reason)")
+        }
+        let started = DispatchSemaphore(value: 0)
+        let thread = Thread { [self] in
+            self.thread = pthread_self()
+            _ = voxsync_name_this_thread(name)
+            started.signal()
+            self.run()
+        }
+        thread.start()
+        started.wait()
+    }
+
+    // MARK: EventLoop
+
+    public var inEventLoop: Bool { pthread_equal(pthread_self(), thread) != 0 }
+
+    public func execute(_ task: @escaping @Sendable () -> Void) {
+        let wake: Bool = pending.withLockedValue { pending in
+            guard !pending.stopped else { return false }
+            pending.tasks.append(task)
+            return pending.tasks.count == 1
+        }
+        if wake { wakeUp() }
+    }
+
+    public func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        let promise: EventLoopPromise<T> = makePromise()
+        let id = pending.withLockedValue { pending -> UInt64 in
+            pending.nextTimerID += 1
+            return pending.nextTimerID
+        }
+        let timer = Timer(
+            id: id, deadline: deadline,
+            fire: {
+                do { promise.assumeIsolatedUnsafeUnchecked().succeed(try task()) } catch { promise.fail(error) }
+            },
+            cancel: { promise.fail(EventLoopError.cancelled) })
+        if inEventLoop {
+            timers.insert(timer)
+        } else {
+            execute { self.timers.insert(timer) }
+        }
+        if pending.withLockedValue({ $0.stopped }) { promise.fail(EventLoopError.shutdown) }
+        return Scheduled(promise: promise) {
+            self.execute {
+                if let cancelled = self.timers.remove(id: id) { cancelled.cancel() }
+            }
+        }
+    }
+
+    public func scheduleTask<T>(in delay: TimeAmount, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        scheduleTask(deadline: .now() + delay, task)
+    }
+
+    public func shutdownGracefully(queue: DispatchQueue, _ callback: @escaping @Sendable (Error?) -> Void) {
+        let alreadyStopped: Bool = pending.withLockedValue { pending in
+            if pending.stopped { return true }
+            pending.stopping = true
+            pending.shutdownCallbacks.append((queue, callback))
+            return false
+        }
+        if alreadyStopped {
+            queue.async { callback(nil) }
+        } else {
+            wakeUp()
+        }
+    }
+
+    public var description: String { "EpollEventLoop(\(name))" }
+
+    // MARK: Descriptors (on the loop's thread)
+
+    /// Adds `descriptor` for `events`; returns the token that names it to the other calls.
+    func register(_ descriptor: CInt, events: UInt32, handler: EpollReadinessHandler) throws(TransportError) -> UInt64 {
+        assert(inEventLoop)
+        let token = nextToken
+        nextToken += 1
+        var event = epoll_event()
+        event.events = events
+        event.data.u64 = token
+        guard epoll_ctl(epoll, EPOLL_CTL_ADD, descriptor, &event) == 0 else {
+            throw TransportError(.io, "epoll_ctl(ADD) failed: \(String(cString: strerror(errno)))")
+        }
+        handlers[token] = handler
+        return token
+    }
+
+    /// Changes the events `descriptor` is watched for.
+    func modify(_ descriptor: CInt, token: UInt64, events: UInt32) {
+        assert(inEventLoop)
+        var event = epoll_event()
+        event.events = events
+        event.data.u64 = token
+        _ = epoll_ctl(epoll, EPOLL_CTL_MOD, descriptor, &event)
+    }
+
+    /// Stops watching `descriptor`; an event already returned for it is not delivered (events
+    /// carry the token, and a closed descriptor's number may be reused at once).
+    func deregister(_ descriptor: CInt, token: UInt64) {
+        assert(inEventLoop)
+        handlers[token] = nil
+        _ = epoll_ctl(epoll, EPOLL_CTL_DEL, descriptor, nil)
+    }
+
+    // MARK: The loop
+
+    private func wakeUp() {
+        var one: UInt64 = 1
+        _ = write(wakeup, &one, 8)
+    }
+
+    private func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        while true {
+            let count = events.withUnsafeMutableBufferPointer {
+                epoll_wait(epoll, $0.baseAddress, Int32($0.count), timers.timeoutMilliseconds())
+            }
+            iterationStart = .now()
+            if count > 0 {
+                for index in 0..<Int(count) {
+                    let token = events[index].data.u64
+                    if token == 0 {
+                        var value: UInt64 = 0
+                        _ = read(wakeup, &value, 8)
+                    } else if let handler = handlers[token] {
+                        handler.ready(events[index].events)
+                    }
+                }
+            }
+            for timer in timers.popDue(now: iterationStart) { timer.fire() }
+            if runTasks() { break }
+        }
+        finish()
+    }
+
+    /// Runs the tasks queued so far (not those they queue: those wake the loop again).
+    /// Returns whether the loop should stop.
+    private func runTasks() -> Bool {
+        let (tasks, stopping) = pending.withLockedValue { pending in
+            defer { pending.tasks.removeAll(keepingCapacity: true) }
+            return (pending.tasks, pending.stopping)
+        }
+        for task in tasks { task() }
+        return stopping && pending.withLockedValue { $0.tasks.isEmpty }
+    }
+
+    private func finish() {
+        for timer in timers.removeAll() { timer.cancel() }
+        let (tasks, callbacks) = pending.withLockedValue { pending in
+            pending.stopped = true
+            defer { pending.tasks = []; pending.shutdownCallbacks = [] }
+            return (pending.tasks, pending.shutdownCallbacks)
+        }
+        for task in tasks { task() }
+        handlers = [:]
+        Glibc.close(epoll)
+        Glibc.close(wakeup)
+        for (queue, callback) in callbacks { queue.async { callback(nil) } }
+    }
+}
+
+/// The loop's timers in deadline order (few: an idle check per server and a service's
+/// occasional delay).
+private struct TimerQueue {
+    private var timers: [Timer] = []
+
+    mutating func insert(_ timer: Timer) {
+        var low = 0
+        var high = timers.count
+        while low < high {
+            let middle = (low + high) / 2
+            if timers[middle].deadline <= timer.deadline { low = middle + 1 } else { high = middle }
+        }
+        timers.insert(timer, at: low)
+    }
+
+    mutating func remove(id: UInt64) -> Timer? {
+        guard let index = timers.firstIndex(where: { $0.id == id }) else { return nil }
+        return timers.remove(at: index)
+    }
+
+    mutating func popDue(now: NIODeadline) -> [Timer] {
+        guard let first = timers.first, first.deadline <= now else { return [] }
+        let due = timers.prefix { $0.deadline <= now }
+        timers.removeFirst(due.count)
+        return Array(due)
+    }
+
+    mutating func removeAll() -> [Timer] {
+        defer { timers = [] }
+        return timers
+    }
+
+    /// `epoll_wait`'s timeout: until the first deadline, rounded up to a millisecond; -1
+    /// without timers.
+    func timeoutMilliseconds() -> Int32 {
+        guard let first = timers.first else { return -1 }
+        let nanoseconds = (first.deadline - .now()).nanoseconds
+        guard nanoseconds > 0 else { return 0 }
+        return Int32(clamping: (nanoseconds + 999_999) / 1_000_000)
+    }
+}
+
+/// Made on any thread, then only moved to and run on the loop's thread.
+private struct Timer: @unchecked Sendable {
+    let id: UInt64
+    let deadline: NIODeadline
+    let fire: () -> Void
+    let cancel: () -> Void
+}
