@@ -95,11 +95,19 @@ final class CacheRoleService: WorkerRoleService {
 
     func run() async throws {
         try? await gracefulShutdown()
-        await server.value?.shutdown()
+        let server = self.server.value
+        if let epoll = server as? EpollSocketServer {
+            await epoll.shutdownConnections()
+        } else {
+            await server?.shutdown()
+        }
         await internalServer.value?.shutdown()
         peers.value?.nudges.close()
         peers.value?.accessEvents.close()
         try? await service.value?.shutdown()
+        // Last: a write still in its group commit when the connections closed is completed on
+        // the loop of the connection that sent it.
+        await (server as? EpollSocketServer)?.stopLoops()
     }
 }
 

@@ -26,7 +26,10 @@ protocol EpollReadinessHandler: AnyObject {
 /// connection is a descriptor, a few buffers and `ServerConnectionStateMachine`.
 ///
 /// Registration of descriptors happens only on the loop's thread; `execute` and
-/// `scheduleTask` may be called from any thread (an `eventfd` wakes the loop).
+/// `scheduleTask` may be called from any thread (an `eventfd` wakes the loop). After
+/// `shutdownGracefully` the tasks already queued run and the waiting timers fail with
+/// `EventLoopError.shutdown`; what is submitted later is dropped, as on a SwiftNIO loop that
+/// was shut down.
 public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     private let epoll: CInt
     private let wakeup: CInt
@@ -106,16 +109,15 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
             fire: {
                 do { promise.assumeIsolatedUnsafeUnchecked().succeed(try task()) } catch { promise.fail(error) }
             },
-            cancel: { promise.fail(EventLoopError.cancelled) })
+            fail: { promise.fail($0) })
         if inEventLoop {
             timers.insert(timer)
         } else {
             execute { self.timers.insert(timer) }
         }
-        if pending.withLockedValue({ $0.stopped }) { promise.fail(EventLoopError.shutdown) }
         return Scheduled(promise: promise) {
             self.execute {
-                if let cancelled = self.timers.remove(id: id) { cancelled.cancel() }
+                if let cancelled = self.timers.remove(id: id) { cancelled.fail(EventLoopError.cancelled) }
             }
         }
     }
@@ -216,14 +218,16 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
         return stopping && pending.withLockedValue { $0.tasks.isEmpty }
     }
 
+    /// The last tasks run, then every timer still waiting fails with `EventLoopError.shutdown`
+    /// (so no promise is left uncompleted); tasks and timers submitted later fail or are dropped.
     private func finish() {
-        for timer in timers.removeAll() { timer.cancel() }
         let (tasks, callbacks) = pending.withLockedValue { pending in
             pending.stopped = true
             defer { pending.tasks = []; pending.shutdownCallbacks = [] }
             return (pending.tasks, pending.shutdownCallbacks)
         }
         for task in tasks { task() }
+        for timer in timers.removeAll() { timer.fail(EventLoopError.shutdown) }
         handlers = [:]
         Glibc.close(epoll)
         Glibc.close(wakeup)
@@ -278,5 +282,5 @@ private struct Timer: @unchecked Sendable {
     let id: UInt64
     let deadline: NIODeadline
     let fire: () -> Void
-    let cancel: () -> Void
+    let fail: (Error) -> Void
 }

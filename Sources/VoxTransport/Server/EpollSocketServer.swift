@@ -135,7 +135,15 @@ public final class EpollSocketServer: SocketServing {
 
     public var connectionCount: Int { shared.count }
 
+    /// `shutdownConnections()`, then `stopLoops()`.
     public func shutdown() async {
+        await shutdownConnections()
+        await stopLoops()
+    }
+
+    /// Stops accepting, lets every connection finish the requests it has in flight (up to the
+    /// configured grace period), then closes whatever is left; the loops keep running.
+    public func shutdownConnections() async {
         guard await stopAccepting() else { return }
         for connections in perLoop {
             try? await connections.loop.submit { connections.drainAll() }.get()
@@ -144,12 +152,23 @@ public final class EpollSocketServer: SocketServing {
         while shared.count > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
-        await closeConnectionsAndLoops()
+        await closeConnections()
+    }
+
+    /// Ends the loops' threads. Promises made on the loops must all be completed by then — a
+    /// completion that arrives later is dropped, as on a SwiftNIO loop that was shut down — so
+    /// the cache worker stops them after its service, whose writes in the middle of a group
+    /// commit are answered on them.
+    public func stopLoops() async {
+        for loop in loops {
+            try? await loop.shutdownGracefully()
+        }
     }
 
     public func closeNow() async {
         guard await stopAccepting() else { return }
-        await closeConnectionsAndLoops()
+        await closeConnections()
+        await stopLoops()
     }
 
     /// Returns false when the server was already stopped.
@@ -162,12 +181,9 @@ public final class EpollSocketServer: SocketServing {
         return true
     }
 
-    private func closeConnectionsAndLoops() async {
+    private func closeConnections() async {
         for connections in perLoop {
             try? await connections.loop.submit { connections.closeAll() }.get()
-        }
-        for loop in loops {
-            try? await loop.shutdownGracefully()
         }
     }
 }

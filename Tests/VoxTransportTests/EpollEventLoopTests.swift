@@ -1,0 +1,78 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+import VoxTransport
+
+/// The client socket's event loop as a SwiftNIO `EventLoop`: what the cache service relies on
+/// (tasks from other threads run on it in order, promises made on it complete on it, timers
+/// fire in deadline order and can be cancelled, nothing is left uncompleted at shutdown).
+@Suite struct EpollEventLoopTests {
+    @Test func tasksFromOtherThreadsRunOnTheLoopInOrder() async throws {
+        let loop = try EpollEventLoop(name: "test-loop")
+        #expect(!loop.inEventLoop)
+        let seen = NIOLockedValueBox<[Int]>([])
+        let onLoop = NIOLockedValueBox(true)
+        await withTaskGroup(of: Void.self) { group in
+            for thread in 0..<4 {
+                group.addTask {
+                    for index in 0..<250 {
+                        loop.execute {
+                            if !loop.inEventLoop { onLoop.withLockedValue { $0 = false } }
+                            seen.withLockedValue { $0.append(thread * 1000 + index) }
+                        }
+                    }
+                }
+            }
+        }
+        try await loop.submit {}.get()  // runs after every task queued before it
+        let order = seen.withLockedValue { $0 }
+        #expect(order.count == 1000)
+        #expect(onLoop.withLockedValue { $0 }, "every task ran on the loop's thread")
+        for thread in 0..<4 {
+            #expect(order.filter { $0 / 1000 == thread } == (0..<250).map { thread * 1000 + $0 }, "one thread's tasks keep their order")
+        }
+        try await loop.shutdownGracefully()
+    }
+
+    @Test func aPromiseCompletedFromAnotherThreadRunsItsCallbacksOnTheLoop() async throws {
+        let loop = try EpollEventLoop(name: "test-loop")
+        let promise = loop.makePromise(of: Int.self)
+        let callback = promise.futureResult.map { value -> (Int, Bool) in (value * 2, loop.inEventLoop) }
+        DispatchQueue.global().async { promise.succeed(21) }
+        let (doubled, onLoop) = try await callback.get()
+        #expect(doubled == 42)
+        #expect(onLoop)
+        try await loop.shutdownGracefully()
+    }
+
+    @Test func timersFireInDeadlineOrderAndACancelledOneNever() async throws {
+        let loop = try EpollEventLoop(name: "test-loop")
+        let fired = NIOLockedValueBox<[String]>([])
+        let late = loop.scheduleTask(in: .milliseconds(60)) { fired.withLockedValue { $0.append("60 ms") } }
+        let cancelled = loop.scheduleTask(in: .milliseconds(30)) { fired.withLockedValue { $0.append("cancelled") } }
+        let early = loop.scheduleTask(in: .milliseconds(10)) { fired.withLockedValue { $0.append("10 ms") } }
+        let started = ContinuousClock.now
+        cancelled.cancel()
+        try await early.futureResult.get()
+        try await late.futureResult.get()
+        #expect(ContinuousClock.now - started >= .milliseconds(60), "not before its deadline")
+        await #expect(throws: EventLoopError.cancelled) { try await cancelled.futureResult.get() }
+        #expect(fired.withLockedValue { $0 } == ["10 ms", "60 ms"])
+        try await loop.shutdownGracefully()
+    }
+
+    @Test func shutdownFailsTheTimersStillWaiting() async throws {
+        let loop = try EpollEventLoop(name: "test-loop")
+        // Callbacks are attached before the shutdown: as on any SwiftNIO loop, a future's
+        // callbacks run on its loop, so nothing can be observed once the loop has stopped.
+        let outcomes = NIOLockedValueBox<[String]>([])
+        loop.scheduleTask(in: .seconds(3600)) { "never" }.futureResult.whenComplete { result in
+            outcomes.withLockedValue { $0.append("timer: \(result)") }
+        }
+        loop.submit { "ran" }.whenSuccess { value in outcomes.withLockedValue { $0.append("task: \(value)") } }
+        try await loop.shutdownGracefully()
+        #expect(outcomes.withLockedValue { $0 } == ["task: ran", "timer: failure(\(EventLoopError.shutdown))"])
+        try await loop.shutdownGracefully()  // a second shutdown answers at once
+    }
+}
