@@ -37,6 +37,9 @@ struct VerifyBenchmark: ParsableCommand {
     @Flag(help: "Also measure verify with identify requests running back to back on another connection (with --speakers 100000, each scans a full matrix).")
     var identifyBeside = false
 
+    @Flag(help: "Also measure a second voxsyncd whose client socket runs on SwiftNIO channels (client_io=nio), in the same alternating rounds.")
+    var compareNIO = false
+
     func validate() throws {
         guard (1000...10_000_000).contains(requests) else {
             throw ValidationError("--requests must be between 1000 and 10000000; got \(requests)")
@@ -53,6 +56,14 @@ struct VerifyBenchmark: ParsableCommand {
             executable: voxsyncd ?? DaemonProcess.siblingExecutable, arguments: settings.flatMap { ["--set", $0] })
         defer { daemon.stop() }
         let probes = try enrollAndMakeProbes(daemon, dimension: dimension)
+        // The same service with the client socket on SwiftNIO channels, for the difference the
+        // epoll loops make; both daemons hold the same speakers and answer the same probes (the
+        // second serves no Prometheus endpoint: the first has the port).
+        let nioDaemon = try compareNIO ? DaemonProcess(
+            executable: voxsyncd ?? DaemonProcess.siblingExecutable,
+            arguments: (settings + ["client_io=nio", "metrics_address="]).flatMap { ["--set", $0] }) : nil
+        defer { nioDaemon?.stop() }
+        if let nioDaemon { _ = try enrollAndMakeProbes(nioDaemon, dimension: dimension) }
         let redisKey = "key:__rand_int__"  // the key redis-benchmark's GET reads when run without -r
         if let redisSocket {
             let value = [UInt8](repeating: UInt8(ascii: "x"), count: 4 * dimension)
@@ -63,12 +74,18 @@ struct VerifyBenchmark: ParsableCommand {
         for count in try parseClientCounts(clients) {
             // Warm up both sides (page faults, allocator, branch predictors) before measuring,
             // decoding every answer of the warm-up: each must accept its speaker, from the cache.
-            _ = try ClosedLoopClient.run(
-                socketPath: daemon.socketPath, clients: count, requests: min(requests, 10_000),
-                dialect: verifyDialects(probes, validate: Self.acceptedFromCache))
+            for warming in [daemon, nioDaemon].compactMap({ $0 }) {
+                _ = try ClosedLoopClient.run(
+                    socketPath: warming.socketPath, clients: count, requests: min(requests, 10_000),
+                    dialect: verifyDialects(probes, validate: Self.acceptedFromCache))
+            }
             for _ in 0..<rounds {
                 let vox = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: verifyDialects(probes))
                 measured.add("voxsyncd verify · closed-loop client", clients: count, samples: vox.samples, seconds: vox.seconds)
+                if let nioDaemon {
+                    let nio = try ClosedLoopClient.run(socketPath: nioDaemon.socketPath, clients: count, requests: requests, dialect: verifyDialects(probes))
+                    measured.add("voxsyncd verify, client_io=nio · closed-loop client", clients: count, samples: nio.samples, seconds: nio.seconds)
+                }
                 if identifyBeside {
                     let beside = try IdentifyLoad(socketPath: daemon.socketPath, dimension: dimension)
                     let mixed: (samples: LatencySamples, seconds: Double)
