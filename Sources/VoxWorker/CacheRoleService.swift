@@ -97,6 +97,9 @@ final class CacheRoleService: WorkerRoleService {
         try? await gracefulShutdown()
         let server = self.server.value
         if let epoll = server as? EpollSocketServer {
+            // The client loops keep running until the process exits: a write still in its
+            // group commit when the grace period ended is completed on its connection's loop,
+            // by way of the service's loop, after the service has shut down.
             await epoll.shutdownConnections()
         } else {
             await server?.shutdown()
@@ -105,9 +108,6 @@ final class CacheRoleService: WorkerRoleService {
         peers.value?.nudges.close()
         peers.value?.accessEvents.close()
         try? await service.value?.shutdown()
-        // Last: a write still in its group commit when the connections closed is completed on
-        // the loop of the connection that sent it.
-        await (server as? EpollSocketServer)?.stopLoops()
     }
 }
 

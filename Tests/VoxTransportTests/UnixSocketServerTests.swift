@@ -126,6 +126,36 @@ import Glibc
         #expect(sent < 32 << 20, "the client could write \(sent) bytes into a server that was not being read")
     }
 
+    /// Its answers back up, the idle timeout's error frame waits behind them, and a whole idle
+    /// period later the connection is closed all the same, so a peer that never reads cannot
+    /// hold a connection slot. (Epoll only: a SwiftNIO channel waits for its last write.)
+    @Test func aPeerThatNeverReadsIsClosedAfterItsIdleTimeout() async throws {
+        let server = try await startServer(.epoll, configure: { $0.idleTimeout = .milliseconds(500) })
+        defer { Task { await server.shutdown() } }
+        let raw = try RawSocket(path: server.path!)
+        raw.send(helloFrame())
+        #expect(await raw.read(count: 1).count == 1)
+        var ping = Ping()
+        ping.payload = Data((0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 7919) })  // incompressible
+        let oneFrame = frame(Envelope(requestID: 2, .ping(ping)))
+        var pending: ArraySlice<UInt8> = []
+        var stalledRounds = 0
+        while stalledRounds < 20 {
+            if pending.isEmpty { pending = oneFrame[...] }
+            let written = raw.sendWithoutBlocking(Array(pending))
+            if written == 0 {
+                stalledRounds += 1
+                try await Task.sleep(for: .milliseconds(10))
+            } else {
+                stalledRounds = 0
+                pending = pending.dropFirst(written)
+            }
+        }
+        // Without the close of a connection whose last answers wait for a whole idle period,
+        // it stays open for good (checked by disabling that close).
+        try await waitFor("the connection to be closed") { server.connectionCount == 0 }
+    }
+
     @Test(arguments: ServerKind.allCases) func gracefulShutdownFinishesRequestsInFlight(kind: ServerKind) async throws {
         let server = try await startServer(kind, responder: TestResponder(statsDelay: .milliseconds(200)))
         let raw = try RawSocket(path: server.path!)

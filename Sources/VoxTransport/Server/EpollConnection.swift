@@ -118,8 +118,10 @@ final class EpollConnection: EpollReadinessHandler, @unchecked Sendable {
             // a partial frame is left.
             inputClosed = true
             decodeAvailable()
-        } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
-            shared.logger.debug("connection read failed", metadata: ["peer": "\(peer)", "errno": "\(errno)"])
+        } else {
+            let error = errno
+            guard error != EAGAIN && error != EWOULDBLOCK && error != EINTR else { return }
+            shared.logger.debug("connection read failed", metadata: ["peer": "\(peer)", "error": "\(String(cString: strerror(error)))"])
             close()
         }
     }
@@ -134,6 +136,11 @@ final class EpollConnection: EpollReadinessHandler, @unchecked Sendable {
             if inbound.readableBytes == 0 {
                 // Keep a small buffer for the next request; give back one a large frame grew.
                 if inbound.capacity > 64 * 1024 { inbound = ByteBuffer() } else { inbound.clear() }
+            } else if inbound.readerIndex > 64 * 1024 {
+                // A partial frame (or frames waiting for room in flight) after bytes already
+                // decoded: drop the decoded ones, or a busy pipelined connection would keep
+                // every byte it ever sent.
+                inbound.discardReadBytes()
             }
         }
         while machine.mayReadMore && !isClosed {
@@ -248,11 +255,13 @@ final class EpollConnection: EpollReadinessHandler, @unchecked Sendable {
     private func writePending() {
         while outbound.readableBytes > 0 {
             let sent = outbound.withUnsafeReadableBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let error = sent < 0 ? errno : 0
             if sent > 0 {
                 outbound.moveReaderIndex(forwardBy: sent)
-            } else if sent < 0 && errno == EINTR {
+                lastActivity = loop.iterationStart  // a peer that reads is not idle
+            } else if error == EINTR {
                 continue
-            } else if sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+            } else if error == EAGAIN || error == EWOULDBLOCK {
                 break
             } else {
                 // EPIPE, ECONNRESET: the peer is gone; what it did not read cannot reach it.
@@ -266,6 +275,9 @@ final class EpollConnection: EpollReadinessHandler, @unchecked Sendable {
                 close()
                 return
             }
+        } else if outbound.readerIndex > Self.highWater {
+            // Answers sent while more were queued behind them: drop the sent bytes.
+            outbound.discardReadBytes()
         }
         if writable && outbound.readableBytes > Self.highWater {
             writable = false
@@ -288,9 +300,16 @@ final class EpollConnection: EpollReadinessHandler, @unchecked Sendable {
         shared.connectionClosed()
     }
 
-    /// The loop's idle check found no traffic for `timeout`.
+    /// The loop's idle check found no traffic for `timeout`: neither a request read nor an
+    /// answer byte taken by the peer.
     func idleTimeoutFired(after timeout: Duration) {
         guard !isClosed else { return }
+        if closeWhenWritten {
+            // Its last answers (or the error that ends it) have waited a whole idle period for
+            // a peer that does not read them: close, so it stops holding a connection slot.
+            close()
+            return
+        }
         run(machine.idleTimeoutFired(after: timeout))
         afterWork()
     }

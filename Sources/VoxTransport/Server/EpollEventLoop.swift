@@ -29,14 +29,21 @@ protocol EpollReadinessHandler: AnyObject {
 /// `scheduleTask` may be called from any thread (an `eventfd` wakes the loop). After
 /// `shutdownGracefully` the tasks already queued run and the waiting timers fail with
 /// `EventLoopError.shutdown`; what is submitted later is dropped, as on a SwiftNIO loop that
-/// was shut down.
+/// was shut down — so a loop must outlive every promise made on it (the cache worker never
+/// stops its client loops; the process exits).
 public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     private let epoll: CInt
     private let wakeup: CInt
     private let name: String
     private let pending = NIOLockedValueBox(Pending())
-    /// Set by the loop's thread before `init` returns; never written again.
-    private var thread = pthread_t()
+    /// Which loop, if any, the calling thread runs: set by each loop's thread for itself, so
+    /// `inEventLoop` is one thread-local read, and false on every other thread — also on one
+    /// that reuses a stopped loop's `pthread_t`.
+    private static let runningLoop: pthread_key_t = {
+        var key = pthread_key_t()
+        precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
+        return key
+    }()
 
     // Touched only on the loop's thread.
     private var handlers: [UInt64: EpollReadinessHandler] = [:]
@@ -48,6 +55,9 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
 
     private struct Pending {
         var tasks: [@Sendable () -> Void] = []
+        /// The previous batch's array, emptied, handed back for the next one (no allocation
+        /// per wake-up).
+        var spare: [@Sendable () -> Void] = []
         var stopping = false
         var stopped = false
         var shutdownCallbacks: [(DispatchQueue, @Sendable (Error?) -> Void)] = []
@@ -74,20 +84,28 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
             Glibc.close(wakeup)
             throw TransportError(.io, "epoll_ctl failed for the wake-up descriptor: \(reason)")
         }
-        let started = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
-            self.thread = pthread_self()
+            pthread_setspecific(Self.runningLoop, Unmanaged.passUnretained(self).toOpaque())
             _ = voxsync_name_this_thread(name)
-            started.signal()
             self.run()
+            pthread_setspecific(Self.runningLoop, nil)
         }
         thread.start()
-        started.wait()
+    }
+
+    /// The descriptors close with the loop object, not when its thread stops: a thread that
+    /// queued a task just before the stop may still be writing to the wake-up descriptor, and
+    /// a closed number can be reused at once. The thread holds `self` until it returns.
+    deinit {
+        Glibc.close(epoll)
+        Glibc.close(wakeup)
     }
 
     // MARK: EventLoop
 
-    public var inEventLoop: Bool { pthread_equal(pthread_self(), thread) != 0 }
+    public var inEventLoop: Bool {
+        pthread_getspecific(Self.runningLoop) == Unmanaged.passUnretained(self).toOpaque()
+    }
 
     public func execute(_ task: @escaping @Sendable () -> Void) {
         let wake: Bool = pending.withLockedValue { pending in
@@ -116,10 +134,17 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
             execute { self.timers.insert(timer) }
         }
         return Scheduled(promise: promise) {
-            self.execute {
-                if let cancelled = self.timers.remove(id: id) { cancelled.fail(EventLoopError.cancelled) }
+            // On the loop at once, so a timer due in this iteration does not fire after all.
+            if self.inEventLoop {
+                self.cancelTimer(id: id)
+            } else {
+                self.execute { self.cancelTimer(id: id) }
             }
         }
+    }
+
+    private func cancelTimer(id: UInt64) {
+        if let cancelled = timers.remove(id: id) { cancelled.fail(EventLoopError.cancelled) }
     }
 
     public func scheduleTask<T>(in delay: TimeAmount, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
@@ -210,12 +235,18 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     /// Runs the tasks queued so far (not those they queue: those wake the loop again).
     /// Returns whether the loop should stop.
     private func runTasks() -> Bool {
-        let (tasks, stopping) = pending.withLockedValue { pending in
-            defer { pending.tasks.removeAll(keepingCapacity: true) }
-            return (pending.tasks, pending.stopping)
+        var (tasks, stopping) = pending.withLockedValue { pending in
+            let tasks = pending.tasks
+            pending.tasks = pending.spare
+            pending.spare = []
+            return (tasks, pending.stopping)
         }
         for task in tasks { task() }
-        return stopping && pending.withLockedValue { $0.tasks.isEmpty }
+        tasks.removeAll(keepingCapacity: true)
+        return pending.withLockedValue { pending in
+            if pending.spare.isEmpty { pending.spare = tasks }
+            return stopping && pending.tasks.isEmpty
+        }
     }
 
     /// The last tasks run, then every timer still waiting fails with `EventLoopError.shutdown`
@@ -227,10 +258,13 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
             return (pending.tasks, pending.shutdownCallbacks)
         }
         for task in tasks { task() }
-        for timer in timers.removeAll() { timer.fail(EventLoopError.shutdown) }
+        // A failed timer's callback may schedule another: fail those too.
+        while true {
+            let waiting = timers.removeAll()
+            if waiting.isEmpty { break }
+            for timer in waiting { timer.fail(EventLoopError.shutdown) }
+        }
         handlers = [:]
-        Glibc.close(epoll)
-        Glibc.close(wakeup)
         for (queue, callback) in callbacks { queue.async { callback(nil) } }
     }
 }

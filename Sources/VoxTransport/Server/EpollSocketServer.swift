@@ -53,7 +53,7 @@ public final class EpollSocketServer: SocketServing {
         var loops: [EpollEventLoop] = []
         for index in 0..<loopCount {
             do {
-                loops.append(try EpollEventLoop(name: "voxsync-client-\(index)"))
+                loops.append(try EpollEventLoop(name: "vox-client-\(index)"))
             } catch {
                 for loop in loops { loop.shutdownGracefully { _ in } }
                 throw error
@@ -125,11 +125,16 @@ public final class EpollSocketServer: SocketServing {
             if let path { unlink(path) }
             throw error
         }
-        for connections in server.perLoop {
-            try await connections.loop.submit { connections.startIdleCheck() }.get()
+        do {
+            for connections in server.perLoop {
+                try await connections.loop.submit { connections.startIdleCheck() }.get()
+            }
+            let acceptor = server.acceptor
+            try await acceptor.loop.submit { try acceptor.start() }.get()
+        } catch {
+            await server.closeNow()
+            throw error
         }
-        let acceptor = server.acceptor
-        try await acceptor.loop.submit { try acceptor.start() }.get()
         return server
     }
 
@@ -157,8 +162,8 @@ public final class EpollSocketServer: SocketServing {
 
     /// Ends the loops' threads. Promises made on the loops must all be completed by then — a
     /// completion that arrives later is dropped, as on a SwiftNIO loop that was shut down — so
-    /// the cache worker stops them after its service, whose writes in the middle of a group
-    /// commit are answered on them.
+    /// the cache worker never calls this: its service may still complete a write's promise on
+    /// a loop after the connections closed, and the process exits next.
     public func stopLoops() async {
         for loop in loops {
             try? await loop.shutdownGracefully()
@@ -322,17 +327,15 @@ final class EpollAcceptor: EpollReadinessHandler, @unchecked Sendable {
                     return
                 case EINTR, ECONNABORTED:
                     continue
-                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                    // Out of descriptors or memory: the listener stays readable, so stop watching
-                    // it for a moment instead of spinning; clients wait in the backlog.
-                    shared.logger.warning(
-                        "cannot accept a connection: \(String(cString: strerror(errno))); pausing accepts for 100 ms",
-                        metadata: ["open connections": "\(shared.count)"])
-                    stop(pausing: true)
-                    _ = loop.scheduleTask(in: .milliseconds(100)) { try? self.start() }
-                    return
                 default:
-                    shared.logger.error("accept failed: \(String(cString: strerror(errno)))")
+                    // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or anything
+                    // else: the listener stays readable, so stop watching it for a moment
+                    // instead of spinning; clients wait in the backlog meanwhile.
+                    let reason = String(cString: strerror(errno))
+                    shared.logger.warning(
+                        "cannot accept a connection: \(reason); pausing accepts for 100 ms",
+                        metadata: ["open connections": "\(shared.count)"])
+                    pauseAccepting()
                     return
                 }
             }
@@ -340,11 +343,24 @@ final class EpollAcceptor: EpollReadinessHandler, @unchecked Sendable {
         }
     }
 
+    private func pauseAccepting() {
+        stop(pausing: true)
+        _ = loop.scheduleTask(in: .milliseconds(100)) {
+            do {
+                try self.start()
+            } catch {
+                self.shared.logger.error("cannot watch the listening socket again: \(error); retrying in 100 ms")
+                self.pauseAccepting()
+            }
+        }
+    }
+
     private func admit(_ descriptor: CInt) {
         var credentials = KernelUCred()
         var length = socklen_t(MemoryLayout<KernelUCred>.size)
         guard getsockopt(descriptor, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else {
-            shared.logger.warning("closing a connection whose peer cannot be identified: \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            shared.logger.warning("closing a connection whose peer cannot be identified: \(reason)")
             close(descriptor)
             return
         }
