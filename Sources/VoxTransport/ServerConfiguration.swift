@@ -49,3 +49,17 @@ public struct ServerConfiguration: Sendable {
 
     public init() {}
 }
+
+extension HelloOk {
+    /// A server's answer to the handshake: who it is and the limits it holds the client to.
+    init(identity: ServerIdentity, configuration: ServerConfiguration) {
+        self.init()
+        protocolVersion = WireProtocol.version
+        serverName = identity.serverName
+        instanceID = identity.instanceID
+        embeddingDimension = identity.embeddingDimension
+        embeddingModel = identity.embeddingModel
+        maxFrameBytes = UInt64(configuration.wire.maxFrameBytes)
+        maxInFlight = UInt32(configuration.maxInFlightPerConnection)
+    }
+}

@@ -102,25 +102,7 @@ import Glibc
         raw.send(helloFrame())
         #expect(await raw.read(count: 1).count == 1)
         // Pings with 64 KiB payloads, answered by 64 KiB pongs that this client never reads.
-        var ping = Ping()
-        ping.payload = Data((0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 7919) })  // incompressible
-        let oneFrame = frame(Envelope(requestID: 2, .ping(ping)))
-        var sent = 0
-        var pending: ArraySlice<UInt8> = []
-        let budget = 256 << 20
-        var stalledRounds = 0
-        while sent < budget && stalledRounds < 50 {
-            if pending.isEmpty { pending = oneFrame[...] }
-            let written = raw.sendWithoutBlocking(Array(pending))
-            if written == 0 {
-                stalledRounds += 1
-                try await Task.sleep(for: .milliseconds(10))
-            } else {
-                stalledRounds = 0
-                sent += written
-                pending = pending.dropFirst(written)
-            }
-        }
+        let sent = try await sendLargePingsUntilBlocked(raw, budget: 256 << 20, stalledRounds: 50)
         // The server stops reading once its answers back up, so the client's writes block
         // after the socket buffers and one high-water mark of answers, not after 256 MiB.
         #expect(sent < 32 << 20, "the client could write \(sent) bytes into a server that was not being read")
@@ -135,22 +117,7 @@ import Glibc
         let raw = try RawSocket(path: server.path!)
         raw.send(helloFrame())
         #expect(await raw.read(count: 1).count == 1)
-        var ping = Ping()
-        ping.payload = Data((0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 7919) })  // incompressible
-        let oneFrame = frame(Envelope(requestID: 2, .ping(ping)))
-        var pending: ArraySlice<UInt8> = []
-        var stalledRounds = 0
-        while stalledRounds < 20 {
-            if pending.isEmpty { pending = oneFrame[...] }
-            let written = raw.sendWithoutBlocking(Array(pending))
-            if written == 0 {
-                stalledRounds += 1
-                try await Task.sleep(for: .milliseconds(10))
-            } else {
-                stalledRounds = 0
-                pending = pending.dropFirst(written)
-            }
-        }
+        _ = try await sendLargePingsUntilBlocked(raw, budget: .max, stalledRounds: 20)
         // Without the close of a connection whose last answers wait for a whole idle period,
         // it stays open for good (checked by disabling that close).
         try await waitFor("the connection to be closed") { server.connectionCount == 0 }
@@ -168,6 +135,31 @@ import Glibc
         #expect(closed)
         #expect(!FileManager.default.fileExists(atPath: server.path!), "the socket file is removed")
     }
+}
+
+/// Sends pings with 64 KiB incompressible payloads, never reading the pongs, until `budget`
+/// bytes are sent or the socket has refused more for `stalledRounds` tries 10 ms apart.
+/// Returns the bytes sent.
+func sendLargePingsUntilBlocked(_ raw: RawSocket, budget: Int, stalledRounds limit: Int) async throws -> Int {
+    var ping = Ping()
+    ping.payload = Data((0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 7919) })
+    let oneFrame = frame(Envelope(requestID: 2, .ping(ping)))
+    var sent = 0
+    var pending: ArraySlice<UInt8> = []
+    var stalledRounds = 0
+    while sent < budget && stalledRounds < limit {
+        if pending.isEmpty { pending = oneFrame[...] }
+        let written = raw.sendWithoutBlocking(Array(pending))
+        if written == 0 {
+            stalledRounds += 1
+            try await Task.sleep(for: .milliseconds(10))
+        } else {
+            stalledRounds = 0
+            sent += written
+            pending = pending.dropFirst(written)
+        }
+    }
+    return sent
 }
 
 /// Binds a socket at `path` and closes it without removing the file.

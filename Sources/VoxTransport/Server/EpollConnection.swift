@@ -171,15 +171,7 @@ final class EpollConnection: EpollReadinessHandler, @unchecked Sendable {
         case .none:
             break
         case .sendHelloOk(let requestID):
-            let identity = shared.identity
-            var ok = HelloOk()
-            ok.protocolVersion = WireProtocol.version
-            ok.serverName = identity.serverName
-            ok.instanceID = identity.instanceID
-            ok.embeddingDimension = identity.embeddingDimension
-            ok.embeddingModel = identity.embeddingModel
-            ok.maxFrameBytes = UInt64(shared.configuration.wire.maxFrameBytes)
-            ok.maxInFlight = UInt32(shared.configuration.maxInFlightPerConnection)
+            let ok = HelloOk(identity: shared.identity, configuration: shared.configuration)
             answer(sequencer.enqueue(), Envelope(requestID: requestID, .helloOk(ok)))
         case .sendPong(let requestID, let payload):
             var pong = Pong()

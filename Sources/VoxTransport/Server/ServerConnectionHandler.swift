@@ -185,14 +185,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
         case .none:
             break
         case .sendHelloOk(let requestID):
-            var ok = HelloOk()
-            ok.protocolVersion = WireProtocol.version
-            ok.serverName = identity.serverName
-            ok.instanceID = identity.instanceID
-            ok.embeddingDimension = identity.embeddingDimension
-            ok.embeddingModel = identity.embeddingModel
-            ok.maxFrameBytes = UInt64(configuration.wire.maxFrameBytes)
-            ok.maxInFlight = UInt32(configuration.maxInFlightPerConnection)
+            let ok = HelloOk(identity: identity, configuration: configuration)
             answer(sequencer.enqueue(), Envelope(requestID: requestID, .helloOk(ok)), context: context)
         case .sendPong(let requestID, let payload):
             var pong = Pong()
