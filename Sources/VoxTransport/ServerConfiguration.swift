@@ -46,6 +46,10 @@ public struct ServerConfiguration: Sendable {
     public var acceptsInternalMessages = false
     /// Time a graceful shutdown waits for in-flight requests before closing connections.
     public var shutdownGracePeriod: Duration = .seconds(5)
+    /// How long an event loop of `EpollSocketServer` keeps polling after its last work before
+    /// it sleeps (`BusyPollPolicy`); zero sleeps at once. `UnixSocketServer` (SwiftNIO's
+    /// loops) does not poll. Default zero; the cache worker sets `client_busy_poll_us`.
+    public var busyPoll: Duration = .zero
 
     public init() {}
 }

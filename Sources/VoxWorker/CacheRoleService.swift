@@ -44,6 +44,7 @@ final class CacheRoleService: WorkerRoleService {
         serverConfiguration.maxConnections = configuration.maxConnections
         serverConfiguration.maxInFlightPerConnection = configuration.maxInFlightPerConnection
         serverConfiguration.idleTimeout = configuration.idleTimeout
+        serverConfiguration.busyPoll = configuration.clientBusyPoll
         serverConfiguration.allowedUIDs.formUnion(configuration.allowedUIDs)
         // Finish in-flight requests well inside the supervisor's SIGKILL deadline.
         serverConfiguration.shutdownGracePeriod = configuration.shutdownTimeout * 0.8

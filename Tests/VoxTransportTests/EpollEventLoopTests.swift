@@ -75,4 +75,52 @@ import VoxTransport
         #expect(outcomes.withLockedValue { $0 } == ["task: ran", "timer: failure(\(EventLoopError.shutdown))"])
         try await loop.shutdownGracefully()  // a second shutdown answers at once
     }
+
+    /// Polls after work (so a client's next request finds it awake), fires its timers while
+    /// polling, and sleeps once the window has passed: an idle loop costs no CPU. The window is
+    /// long here (300 ms) so that a tick-granular CPU clock can see both phases.
+    @Test func aBusyPollingLoopPollsAfterWorkAndThenSleeps() async throws {
+        let name = "poll-\(UInt16.random(in: 0...UInt16.max))"
+        let loop = try EpollEventLoop(name: name, busyPoll: .milliseconds(300))
+        defer { loop.shutdownGracefully { _ in } }
+        try await loop.submit {}.get()  // the thread runs and has its name
+        let thread = try #require(LoopThreadClock(named: name))
+        let before = try thread.cpuTicks()
+        let started = ContinuousClock.now
+        let fired = loop.scheduleTask(in: .milliseconds(20)) { ContinuousClock.now - started }
+        try await loop.submit {}.get()  // work: the window starts
+        let firedAfter = try await fired.futureResult.get()
+        #expect(firedAfter < .milliseconds(200), "a timer fires while the loop polls, not after the window (\(firedAfter))")
+        try await Task.sleep(for: .milliseconds(500))
+        let afterWindow = try thread.cpuTicks()
+        #expect(afterWindow - before >= 3, "the loop polled after its work (\(afterWindow - before) ticks of CPU)")
+        try await Task.sleep(for: .milliseconds(600))
+        let idle = try thread.cpuTicks() - afterWindow
+        #expect(idle <= 5, "an idle loop sleeps once its window has passed (\(idle) ticks of CPU in 600 ms)")
+    }
+}
+
+/// The CPU time of one thread of this process, found by its name (`/proc/self/task`).
+private struct LoopThreadClock {
+    let statPath: String
+
+    init?(named name: String) {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        for task in tasks {
+            let comm = (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? ""
+            if comm.trimmingCharacters(in: .whitespacesAndNewlines) == name {
+                statPath = "/proc/self/task/\(task)/stat"
+                return
+            }
+        }
+        return nil
+    }
+
+    /// User plus system time, in clock ticks (fields 14 and 15 of `stat`, after the name).
+    func cpuTicks() throws -> Int {
+        let stat = try String(contentsOfFile: statPath, encoding: .utf8)
+        let fields = stat[stat.index(after: try #require(stat.lastIndex(of: ")")))...].split(separator: " ")
+        // fields[0] is field 3 (state), so utime (14) and stime (15) are fields[11] and [12].
+        return try #require(Int(fields[11])) + #require(Int(fields[12]))
+    }
 }

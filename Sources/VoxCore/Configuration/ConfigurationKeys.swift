@@ -26,6 +26,8 @@ public enum ConfigurationKeys {
         integer("event_loop_threads", "Event-loop threads of the cache worker; connections are spread over them and each answers its own.", \.eventLoopThreads, 1...64),
         choice("client_io", "How the cache worker serves the client socket: epoll (its own event loops, the default) or nio (SwiftNIO channels, kept for comparison).",
                \.clientIO, ["epoll", "nio"]),
+        microseconds("client_busy_poll_us", "With client_io=epoll: how long a client loop keeps polling after its last request before it sleeps, so the next request finds it awake (CPU for latency; 0: sleep at once).",
+                     \.clientBusyPoll, 0...10_000),
         integer("embedding_dimension", "Floats per embedding (fixed when the store is created).", \.embeddingDimension, 1...8192),
         ConfigurationKey(
             name: "embedding_model", help: "Model tag of the embeddings (fixed when the store is created); a request whose vector names another model is refused.",
@@ -232,6 +234,12 @@ public enum ConfigurationKeys {
             set: { $0[keyPath: path] = .milliseconds($1) }, get: { Int(($0[keyPath: path].seconds * 1000).rounded()) })
     }
 
+    private static func microseconds(_ name: String, _ help: String, _ path: WritableKeyPath<VoxsyncConfiguration, Duration> & Sendable, _ range: ClosedRange<Int>) -> ConfigurationKey {
+        wholeNumber(
+            name, help, range, unit: "microseconds",
+            set: { $0[keyPath: path] = .microseconds($1) }, get: { Int(($0[keyPath: path].seconds * 1_000_000).rounded()) })
+    }
+
     /// A whole number within `range`, stored through `set` (as a count or a duration).
     private static func wholeNumber(
         _ name: String, _ help: String, _ range: ClosedRange<Int>, unit: String,
@@ -239,7 +247,7 @@ public enum ConfigurationKeys {
         get: @escaping @Sendable (VoxsyncConfiguration) -> Int
     ) -> ConfigurationKey {
         let of = unit.isEmpty ? "" : " of \(unit)"
-        let suffix = unit == "milliseconds" ? " ms" : ""
+        let suffix = ["milliseconds": " ms", "microseconds": " µs"][unit] ?? ""
         return ConfigurationKey(
             name: name, help: help,
             parse: { (text, config) throws(ConfigurationError) in

@@ -35,6 +35,7 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     private let epoll: CInt
     private let wakeup: CInt
     private let name: String
+    private let waiting: BusyPollPolicy
     private let pending = NIOLockedValueBox(Pending())
     /// Which loop, if any, the calling thread runs: set by each loop's thread for itself, so
     /// `inEventLoop` is one thread-local read, and false on every other thread — also on one
@@ -65,8 +66,11 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     }
 
     /// Starts the loop's thread, named `name` (at most 15 bytes are kept; shown by `top -H`).
-    public init(name: String) throws(TransportError) {
+    /// After work the loop polls for `busyPoll` before it sleeps (`BusyPollPolicy`); zero:
+    /// it sleeps at once.
+    public init(name: String, busyPoll: TimeAmount = .zero) throws(TransportError) {
         self.name = name
+        self.waiting = BusyPollPolicy(window: busyPoll)
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw TransportError(.io, "epoll_create1 failed: \(String(cString: strerror(errno)))") }
         wakeup = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
@@ -210,12 +214,20 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
 
     private func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 256)
+        var lastActive = NIODeadline.now()
         while true {
+            let wait = waiting.nextWait(now: .now(), lastActive: lastActive, firstTimer: timers.firstDeadline)
+            let timeout: Int32
+            switch wait {
+            case .poll: timeout = 0
+            case .sleep(let milliseconds): timeout = milliseconds
+            }
             let count = events.withUnsafeMutableBufferPointer {
-                epoll_wait(epoll, $0.baseAddress, Int32($0.count), timers.timeoutMilliseconds())
+                epoll_wait(epoll, $0.baseAddress, Int32($0.count), timeout)
             }
             iterationStart = .now()
             if count > 0 {
+                lastActive = iterationStart
                 for index in 0..<Int(count) {
                     let token = events[index].data.u64
                     if token == 0 {
@@ -225,6 +237,10 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
                         handler.ready(events[index].events)
                     }
                 }
+            } else if wait == .poll {
+                // Polling and nothing came: let whatever else wants this vCPU run first (on two
+                // cores that is often the client, or the store's thread).
+                sched_yield()
             }
             for timer in timers.popDue(now: iterationStart) { timer.fire() }
             if runTasks() { break }
@@ -289,6 +305,8 @@ private struct TimerQueue {
         return timers.remove(at: index)
     }
 
+    var firstDeadline: NIODeadline? { timers.first?.deadline }
+
     mutating func popDue(now: NIODeadline) -> [Timer] {
         guard let first = timers.first, first.deadline <= now else { return [] }
         let due = timers.prefix { $0.deadline <= now }
@@ -299,15 +317,6 @@ private struct TimerQueue {
     mutating func removeAll() -> [Timer] {
         defer { timers = [] }
         return timers
-    }
-
-    /// `epoll_wait`'s timeout: until the first deadline, rounded up to a millisecond; -1
-    /// without timers.
-    func timeoutMilliseconds() -> Int32 {
-        guard let first = timers.first else { return -1 }
-        let nanoseconds = (first.deadline - .now()).nanoseconds
-        guard nanoseconds > 0 else { return 0 }
-        return Int32(clamping: (nanoseconds + 999_999) / 1_000_000)
     }
 }
 

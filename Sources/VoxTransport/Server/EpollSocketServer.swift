@@ -53,7 +53,8 @@ public final class EpollSocketServer: SocketServing {
         var loops: [EpollEventLoop] = []
         for index in 0..<loopCount {
             do {
-                loops.append(try EpollEventLoop(name: "vox-client-\(index)"))
+                loops.append(try EpollEventLoop(
+                    name: "vox-client-\(index)", busyPoll: .nanoseconds(Int64(shared.configuration.busyPoll.seconds * 1e9))))
             } catch {
                 for loop in loops { loop.shutdownGracefully { _ in } }
                 throw error
