@@ -37,8 +37,8 @@ struct VerifyBenchmark: ParsableCommand {
     @Flag(help: "Also measure verify with identify requests running back to back on another connection (with --speakers 100000, each scans a full matrix).")
     var identifyBeside = false
 
-    @Flag(help: "Also measure a second voxsyncd whose client socket runs on SwiftNIO channels (client_io=nio), in the same alternating rounds.")
-    var compareNIO = false
+    @Option(name: .customLong("compare"), help: "Also measure another voxsyncd that differs by this key=value setting, in the same alternating rounds (repeatable), e.g. client_io=nio or client_busy_poll_us=0.")
+    var comparisons: [String] = []
 
     func validate() throws {
         guard (1000...10_000_000).contains(requests) else {
@@ -47,6 +47,9 @@ struct VerifyBenchmark: ParsableCommand {
         guard (1...9).contains(rounds), rounds % 2 == 1 else { throw ValidationError("--rounds must be odd (a median round) and between 1 and 9; got \(rounds)") }
         guard (1...1_000_000).contains(speakers) else { throw ValidationError("--speakers must be between 1 and 1000000; got \(speakers)") }
         _ = try parseClientCounts(clients)
+        for setting in comparisons + settings where !setting.contains("=") {
+            throw ValidationError("--compare and --set take key=value (e.g. client_io=nio); got '\(setting)'")
+        }
     }
 
     func run() throws {
@@ -56,14 +59,19 @@ struct VerifyBenchmark: ParsableCommand {
             executable: voxsyncd ?? DaemonProcess.siblingExecutable, arguments: settings.flatMap { ["--set", $0] })
         defer { daemon.stop() }
         let probes = try enrollAndMakeProbes(daemon, dimension: dimension)
-        // The same service with the client socket on SwiftNIO channels, for the difference the
-        // epoll loops make; both daemons hold the same speakers and answer the same probes (the
-        // second serves no Prometheus endpoint: the first has the port).
-        let nioDaemon = try compareNIO ? DaemonProcess(
-            executable: voxsyncd ?? DaemonProcess.siblingExecutable,
-            arguments: (settings + ["client_io=nio", "metrics_address="]).flatMap { ["--set", $0] }) : nil
-        defer { nioDaemon?.stop() }
-        if let nioDaemon { _ = try enrollAndMakeProbes(nioDaemon, dimension: dimension) }
+        // The same service with one setting changed (the client socket on SwiftNIO channels,
+        // no busy polling), for the difference it makes; every daemon holds the same speakers
+        // and answers the same probes (the others serve no Prometheus endpoint: the first has
+        // the port).
+        var variants: [(setting: String, daemon: DaemonProcess)] = []
+        defer { for variant in variants { variant.daemon.stop() } }
+        for setting in comparisons {
+            let variant = try DaemonProcess(
+                executable: voxsyncd ?? DaemonProcess.siblingExecutable,
+                arguments: (settings + [setting, "metrics_address="]).flatMap { ["--set", $0] })
+            variants.append((setting, variant))
+            _ = try enrollAndMakeProbes(variant, dimension: dimension)
+        }
         let redisKey = "key:__rand_int__"  // the key redis-benchmark's GET reads when run without -r
         if let redisSocket {
             let value = [UInt8](repeating: UInt8(ascii: "x"), count: 4 * dimension)
@@ -74,7 +82,7 @@ struct VerifyBenchmark: ParsableCommand {
         for count in try parseClientCounts(clients) {
             // Warm up both sides (page faults, allocator, branch predictors) before measuring,
             // decoding every answer of the warm-up: each must accept its speaker, from the cache.
-            for warming in [daemon, nioDaemon].compactMap({ $0 }) {
+            for warming in [daemon] + variants.map(\.daemon) {
                 _ = try ClosedLoopClient.run(
                     socketPath: warming.socketPath, clients: count, requests: min(requests, 10_000),
                     dialect: verifyDialects(probes, validate: Self.acceptedFromCache))
@@ -82,9 +90,9 @@ struct VerifyBenchmark: ParsableCommand {
             for _ in 0..<rounds {
                 let vox = try ClosedLoopClient.run(socketPath: daemon.socketPath, clients: count, requests: requests, dialect: verifyDialects(probes))
                 measured.add("voxsyncd verify · closed-loop client", clients: count, samples: vox.samples, seconds: vox.seconds)
-                if let nioDaemon {
-                    let nio = try ClosedLoopClient.run(socketPath: nioDaemon.socketPath, clients: count, requests: requests, dialect: verifyDialects(probes))
-                    measured.add("voxsyncd verify, client_io=nio · closed-loop client", clients: count, samples: nio.samples, seconds: nio.seconds)
+                for (setting, variant) in variants {
+                    let run = try ClosedLoopClient.run(socketPath: variant.socketPath, clients: count, requests: requests, dialect: verifyDialects(probes))
+                    measured.add("voxsyncd verify, \(setting) · closed-loop client", clients: count, samples: run.samples, seconds: run.seconds)
                 }
                 if identifyBeside {
                     let beside = try IdentifyLoad(socketPath: daemon.socketPath, dimension: dimension)

@@ -7,38 +7,54 @@ import Testing
     let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
 
     @Test func withoutAWindowALoopSleepsAtOnceUntilItsFirstTimer() {
-        let policy = BusyPollPolicy(window: .zero)
-        #expect(policy.nextWait(now: start, lastActive: start, firstTimer: nil) == .sleep(timeoutMilliseconds: -1))
-        #expect(policy.nextWait(now: start, lastActive: start, firstTimer: start + .microseconds(2_500)) == .sleep(timeoutMilliseconds: 3),
+        var policy = BusyPollPolicy(window: .zero, start: start)
+        policy.workArrived(at: start)
+        #expect(policy.nextWait(now: start, firstTimer: nil) == .sleep(timeoutMilliseconds: -1))
+        #expect(policy.nextWait(now: start, firstTimer: start + .microseconds(2_500)) == .sleep(timeoutMilliseconds: 3),
                 "rounded up: woken no earlier than the timer is due")
-        #expect(policy.nextWait(now: start, lastActive: start, firstTimer: start + .milliseconds(7)) == .sleep(timeoutMilliseconds: 7))
-        #expect(policy.nextWait(now: start, lastActive: start, firstTimer: start) == .poll, "a due timer is never slept on")
-        #expect(policy.nextWait(now: start, lastActive: start, firstTimer: start - .milliseconds(1)) == .poll)
+        #expect(policy.nextWait(now: start, firstTimer: start + .milliseconds(7)) == .sleep(timeoutMilliseconds: 7))
+        #expect(policy.nextWait(now: start, firstTimer: start) == .poll, "a due timer is never slept on")
+        #expect(policy.nextWait(now: start, firstTimer: start - .milliseconds(1)) == .poll)
     }
 
     @Test func afterWorkALoopPollsForItsWindowThenSleeps() {
-        let policy = BusyPollPolicy(window: .microseconds(200))
-        #expect(policy.nextWait(now: start, lastActive: start, firstTimer: nil) == .poll)
-        #expect(policy.nextWait(now: start + .microseconds(199), lastActive: start, firstTimer: nil) == .poll)
-        #expect(policy.nextWait(now: start + .microseconds(200), lastActive: start, firstTimer: nil) == .sleep(timeoutMilliseconds: -1))
-        #expect(policy.nextWait(now: start + .seconds(5), lastActive: start, firstTimer: nil) == .sleep(timeoutMilliseconds: -1),
+        var policy = BusyPollPolicy(window: .microseconds(200), start: start)
+        #expect(policy.nextWait(now: start, firstTimer: nil) == .poll)
+        policy.yielded(took: .microseconds(1))  // nobody else wanted the CPU
+        #expect(policy.nextWait(now: start + .microseconds(199), firstTimer: nil) == .poll)
+        #expect(policy.nextWait(now: start + .microseconds(200), firstTimer: nil) == .sleep(timeoutMilliseconds: -1))
+        #expect(policy.nextWait(now: start + .seconds(5), firstTimer: nil) == .sleep(timeoutMilliseconds: -1),
                 "an idle loop sleeps: polling follows work, not time")
         // New work starts a new window.
         let later = start + .seconds(5)
-        #expect(policy.nextWait(now: later + .microseconds(10), lastActive: later, firstTimer: nil) == .poll)
+        policy.workArrived(at: later)
+        #expect(policy.nextWait(now: later + .microseconds(10), firstTimer: nil) == .poll)
+    }
+
+    @Test func aLoopStopsPollingWhenAnotherThreadWantsItsCPUUntilItsNextWork() {
+        var policy = BusyPollPolicy(window: .microseconds(200), contention: .microseconds(20), start: start)
+        policy.yielded(took: .microseconds(19))
+        #expect(policy.nextWait(now: start + .microseconds(30), firstTimer: nil) == .poll, "a quick yield: nobody was waiting")
+        policy.yielded(took: .microseconds(20))
+        #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: nil) == .sleep(timeoutMilliseconds: -1),
+                "a slow yield: another thread ran, so the loop gives the CPU up for the rest of its window")
+        #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: start + .milliseconds(4)) == .sleep(timeoutMilliseconds: 4))
+        #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: start + .microseconds(40)) == .poll, "a due timer still runs at once")
+        policy.workArrived(at: start + .microseconds(500))
+        #expect(policy.nextWait(now: start + .microseconds(510), firstTimer: nil) == .poll, "work starts polling again")
     }
 
     @Test func aTimerNeitherWaitsForTheWindowNorExtendsIt() {
-        let policy = BusyPollPolicy(window: .microseconds(200))
+        let policy = BusyPollPolicy(window: .microseconds(200), start: start)
         // Polling already checks timers every round; a timer after the window is slept on.
-        #expect(policy.nextWait(now: start + .microseconds(50), lastActive: start, firstTimer: start + .microseconds(40)) == .poll)
-        #expect(policy.nextWait(now: start + .microseconds(300), lastActive: start, firstTimer: start + .microseconds(1_300)) == .sleep(timeoutMilliseconds: 1))
-        #expect(policy.nextWait(now: start + .microseconds(300), lastActive: start, firstTimer: start + .seconds(3_600)) == .sleep(timeoutMilliseconds: 3_600_000))
+        #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: start + .microseconds(40)) == .poll)
+        #expect(policy.nextWait(now: start + .microseconds(300), firstTimer: start + .microseconds(1_300)) == .sleep(timeoutMilliseconds: 1))
+        #expect(policy.nextWait(now: start + .microseconds(300), firstTimer: start + .seconds(3_600)) == .sleep(timeoutMilliseconds: 3_600_000))
     }
 
     @Test func aTimerFarAwayStillGivesAValidTimeout() {
-        let policy = BusyPollPolicy(window: .zero)
-        #expect(policy.nextWait(now: start, lastActive: start, firstTimer: .distantFuture) == .sleep(timeoutMilliseconds: .max),
+        let policy = BusyPollPolicy(window: .zero, start: start)
+        #expect(policy.nextWait(now: start, firstTimer: .distantFuture) == .sleep(timeoutMilliseconds: .max),
                 "clamped, not overflowed")
     }
 }

@@ -49,10 +49,10 @@ import VoxTransport
     @Test func timersFireInDeadlineOrderAndACancelledOneNever() async throws {
         let loop = try EpollEventLoop(name: "test-loop")
         let fired = NIOLockedValueBox<[String]>([])
+        let started = ContinuousClock.now
         let late = loop.scheduleTask(in: .milliseconds(60)) { fired.withLockedValue { $0.append("60 ms") } }
         let cancelled = loop.scheduleTask(in: .milliseconds(30)) { fired.withLockedValue { $0.append("cancelled") } }
         let early = loop.scheduleTask(in: .milliseconds(10)) { fired.withLockedValue { $0.append("10 ms") } }
-        let started = ContinuousClock.now
         cancelled.cancel()
         try await early.futureResult.get()
         try await late.futureResult.get()
@@ -78,10 +78,12 @@ import VoxTransport
 
     /// Polls after work (so a client's next request finds it awake), fires its timers while
     /// polling, and sleeps once the window has passed: an idle loop costs no CPU. The window is
-    /// long here (300 ms) so that a tick-granular CPU clock can see both phases.
+    /// long here (300 ms) so that a tick-granular CPU clock can see both phases, and the loop
+    /// does not give way to other threads (the test's own wake-ups would end its polling; that
+    /// rule is `BusyPollPolicyTests`').
     @Test func aBusyPollingLoopPollsAfterWorkAndThenSleeps() async throws {
         let name = "poll-\(UInt16.random(in: 0...UInt16.max))"
-        let loop = try EpollEventLoop(name: name, busyPoll: .milliseconds(300))
+        let loop = try EpollEventLoop(name: name, busyPoll: .milliseconds(300), busyPollContention: .seconds(10))
         defer { loop.shutdownGracefully { _ in } }
         try await loop.submit {}.get()  // the thread runs and has its name
         let thread = try #require(LoopThreadClock(named: name))

@@ -35,7 +35,8 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     private let epoll: CInt
     private let wakeup: CInt
     private let name: String
-    private let waiting: BusyPollPolicy
+    private let busyPoll: TimeAmount
+    private let busyPollContention: TimeAmount
     private let pending = NIOLockedValueBox(Pending())
     /// Which loop, if any, the calling thread runs: set by each loop's thread for itself, so
     /// `inEventLoop` is one thread-local read, and false on every other thread — also on one
@@ -66,11 +67,13 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     }
 
     /// Starts the loop's thread, named `name` (at most 15 bytes are kept; shown by `top -H`).
-    /// After work the loop polls for `busyPoll` before it sleeps (`BusyPollPolicy`); zero:
-    /// it sleeps at once.
-    public init(name: String, busyPoll: TimeAmount = .zero) throws(TransportError) {
+    /// After work the loop polls for `busyPoll` before it sleeps, unless a yield between two
+    /// polls takes `busyPollContention` or more (another thread wanted the CPU; see
+    /// `BusyPollPolicy`). `busyPoll` zero: it sleeps at once.
+    public init(name: String, busyPoll: TimeAmount = .zero, busyPollContention: TimeAmount = .microseconds(20)) throws(TransportError) {
         self.name = name
-        self.waiting = BusyPollPolicy(window: busyPoll)
+        self.busyPoll = busyPoll
+        self.busyPollContention = busyPollContention
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw TransportError(.io, "epoll_create1 failed: \(String(cString: strerror(errno)))") }
         wakeup = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
@@ -214,9 +217,9 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
 
     private func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 256)
-        var lastActive = NIODeadline.now()
+        var waiting = BusyPollPolicy(window: busyPoll, contention: busyPollContention, start: .now())
         while true {
-            let wait = waiting.nextWait(now: .now(), lastActive: lastActive, firstTimer: timers.firstDeadline)
+            let wait = waiting.nextWait(now: .now(), firstTimer: timers.firstDeadline)
             let timeout: Int32
             switch wait {
             case .poll: timeout = 0
@@ -227,7 +230,7 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
             }
             iterationStart = .now()
             if count > 0 {
-                lastActive = iterationStart
+                waiting.workArrived(at: iterationStart)
                 for index in 0..<Int(count) {
                     let token = events[index].data.u64
                     if token == 0 {
@@ -241,6 +244,7 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
                 // Polling and nothing came: let whatever else wants this vCPU run first (on two
                 // cores that is often the client, or the store's thread).
                 sched_yield()
+                waiting.yielded(took: .now() - iterationStart)
             }
             for timer in timers.popDue(now: iterationStart) { timer.fire() }
             if runTasks() { break }

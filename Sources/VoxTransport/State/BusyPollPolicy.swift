@@ -9,20 +9,32 @@ import NIOCore
 /// just had work polls (`epoll_wait` with a zero timeout, yielding the CPU between polls) for
 /// `window` after it, and only then sleeps: a client that sends its next request within the
 /// window finds the loop awake. It is the same trade Linux makes with `guest_halt_poll_ns`
-/// (200 µs by default) or `SO_BUSY_POLL`, done for the one thread that answers the client.
+/// (200 µs by default) or `SO_BUSY_POLL`, done for the threads that answer the clients.
+///
+/// Polling only pays on a CPU nobody else wants. When a yield between two polls comes back
+/// late (`contention` or more), another thread ran on this CPU meanwhile — on a small machine
+/// usually a client, whose requests are what the loop waits for — and the loop stops polling
+/// until its next work. So under load from many clients the loops sleep between bursts as
+/// they would without polling, and the CPU goes to whoever needs it.
 ///
 /// The cost is bounded: at most `window` of CPU per burst of work, nothing while the service
 /// is idle (a loop polls only after work, and a timer firing is not work). A due timer ends the
 /// polling, and a timer never waits for the window. `window` zero: sleep at once.
 ///
-/// Pure: the loop asks it with the clock and acts on the answer.
-struct BusyPollPolicy: Sendable, Equatable {
+/// Pure: the loop tells it what happened, with the clock, and acts on its answer.
+struct BusyPollPolicy: Sendable {
     /// How long a loop polls after its last work (events or tasks) before it sleeps.
     let window: TimeAmount
+    /// A yield that takes this long means another thread wanted the CPU.
+    let contention: TimeAmount
+    private var lastWork: NIODeadline
+    private var gaveWay = false
 
-    init(window: TimeAmount) {
+    init(window: TimeAmount, contention: TimeAmount = .microseconds(20), start: NIODeadline) {
         precondition(window >= .zero, "a busy-poll window cannot be negative")
         self.window = window
+        self.contention = contention
+        self.lastWork = start
     }
 
     /// What the loop's next `epoll_wait` does.
@@ -33,11 +45,21 @@ struct BusyPollPolicy: Sendable, Equatable {
         case sleep(timeoutMilliseconds: Int32)
     }
 
-    /// `lastActive`: when the loop last had events or tasks. `firstTimer`: the deadline of
-    /// its earliest timer, if any.
-    func nextWait(now: NIODeadline, lastActive: NIODeadline, firstTimer: NIODeadline?) -> Wait {
+    /// The loop had events or tasks at `now`: a new window starts.
+    mutating func workArrived(at now: NIODeadline) {
+        lastWork = now
+        gaveWay = false
+    }
+
+    /// A poll found nothing and the loop yielded its CPU; the yield took `took`.
+    mutating func yielded(took: TimeAmount) {
+        if took >= contention { gaveWay = true }
+    }
+
+    /// `firstTimer`: the deadline of the loop's earliest timer, if any.
+    func nextWait(now: NIODeadline, firstTimer: NIODeadline?) -> Wait {
         if let firstTimer, firstTimer <= now { return .poll }
-        if now - lastActive < window { return .poll }
+        if !gaveWay && now - lastWork < window { return .poll }
         guard let firstTimer else { return .sleep(timeoutMilliseconds: -1) }
         // Rounded up: a timer must not be woken for early and then found not yet due.
         let nanoseconds = (firstTimer - now).nanoseconds
