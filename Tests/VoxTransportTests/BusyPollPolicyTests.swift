@@ -13,8 +13,8 @@ import Testing
         #expect(policy.nextWait(now: start, firstTimer: start + .microseconds(2_500)) == .sleep(timeoutMilliseconds: 3),
                 "rounded up: woken no earlier than the timer is due")
         #expect(policy.nextWait(now: start, firstTimer: start + .milliseconds(7)) == .sleep(timeoutMilliseconds: 7))
-        #expect(policy.nextWait(now: start, firstTimer: start) == .poll, "a due timer is never slept on")
-        #expect(policy.nextWait(now: start, firstTimer: start - .milliseconds(1)) == .poll)
+        #expect(policy.nextWait(now: start, firstTimer: start) == .sleep(timeoutMilliseconds: 0), "a due timer is never slept on")
+        #expect(policy.nextWait(now: start, firstTimer: start - .milliseconds(1)) == .sleep(timeoutMilliseconds: 0))
     }
 
     @Test func afterWorkALoopPollsForItsWindowThenSleeps() {
@@ -39,15 +39,17 @@ import Testing
         #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: nil) == .sleep(timeoutMilliseconds: -1),
                 "a slow yield: another thread ran, so the loop gives the CPU up for the rest of its window")
         #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: start + .milliseconds(4)) == .sleep(timeoutMilliseconds: 4))
-        #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: start + .microseconds(40)) == .poll, "a due timer still runs at once")
+        #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: start + .microseconds(40)) == .sleep(timeoutMilliseconds: 0),
+                "a due timer still runs at once")
         policy.workArrived(at: start + .microseconds(500))
         #expect(policy.nextWait(now: start + .microseconds(510), firstTimer: nil) == .poll, "work starts polling again")
     }
 
     @Test func aTimerNeitherWaitsForTheWindowNorExtendsIt() {
         let policy = BusyPollPolicy(window: .microseconds(200), start: start)
-        // Polling already checks timers every round; a timer after the window is slept on.
-        #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: start + .microseconds(40)) == .poll)
+        // A due timer is run at once, polling or not; a timer after the window is slept on.
+        #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: start + .microseconds(40)) == .sleep(timeoutMilliseconds: 0))
+        #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: start + .microseconds(60)) == .poll)
         #expect(policy.nextWait(now: start + .microseconds(300), firstTimer: start + .microseconds(1_300)) == .sleep(timeoutMilliseconds: 1))
         #expect(policy.nextWait(now: start + .microseconds(300), firstTimer: start + .seconds(3_600)) == .sleep(timeoutMilliseconds: 3_600_000))
     }

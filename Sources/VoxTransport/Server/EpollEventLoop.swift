@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -37,6 +38,7 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     private let name: String
     private let busyPoll: TimeAmount
     private let busyPollContention: TimeAmount
+    private let polls = Atomic<Int>(0)
     private let pending = NIOLockedValueBox(Pending())
     /// Which loop, if any, the calling thread runs: set by each loop's thread for itself, so
     /// `inEventLoop` is one thread-local read, and false on every other thread — also on one
@@ -99,6 +101,10 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
         }
         thread.start()
     }
+
+    /// How many times the loop has busy-polled for events instead of sleeping (`busyPoll`),
+    /// for tests and diagnostics.
+    public var pollCount: Int { polls.load(ordering: .relaxed) }
 
     /// The descriptors close with the loop object, not when its thread stops: a thread that
     /// queued a task just before the stop may still be writing to the wake-up descriptor, and
@@ -222,7 +228,9 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
             let wait = waiting.nextWait(now: .now(), firstTimer: timers.firstDeadline)
             let timeout: Int32
             switch wait {
-            case .poll: timeout = 0
+            case .poll:
+                timeout = 0
+                polls.add(1, ordering: .relaxed)
             case .sleep(let milliseconds): timeout = milliseconds
             }
             let count = events.withUnsafeMutableBufferPointer {

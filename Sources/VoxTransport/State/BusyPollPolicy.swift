@@ -39,9 +39,10 @@ struct BusyPollPolicy: Sendable {
 
     /// What the loop's next `epoll_wait` does.
     enum Wait: Equatable {
-        /// Check for events without sleeping (timeout 0).
+        /// Busy polling: check for events without sleeping (timeout 0), then yield.
         case poll
-        /// Sleep until an event, at most this many milliseconds (-1: no limit).
+        /// Wait for an event, at most this many milliseconds (-1: no limit; 0: a timer is due,
+        /// only collect what is ready).
         case sleep(timeoutMilliseconds: Int32)
     }
 
@@ -58,7 +59,7 @@ struct BusyPollPolicy: Sendable {
 
     /// `firstTimer`: the deadline of the loop's earliest timer, if any.
     func nextWait(now: NIODeadline, firstTimer: NIODeadline?) -> Wait {
-        if let firstTimer, firstTimer <= now { return .poll }
+        if let firstTimer, firstTimer <= now { return .sleep(timeoutMilliseconds: 0) }
         if !gaveWay && now - lastWork < window { return .poll }
         guard let firstTimer else { return .sleep(timeoutMilliseconds: -1) }
         // Rounded up: a timer must not be woken for early and then found not yet due.
