@@ -26,7 +26,7 @@ public enum ConfigurationKeys {
         integer("event_loop_threads", "Event-loop threads of the cache worker; connections are spread over them and each answers its own.", \.eventLoopThreads, 1...64),
         choice("client_io", "How the cache worker serves the client socket: epoll (its own event loops, the default) or nio (SwiftNIO channels, kept for comparison).",
                \.clientIO, ["epoll", "nio"]),
-        microseconds("client_busy_poll_us", "With client_io=epoll: how long a client loop keeps polling after its last request before it sleeps, so the next request finds it awake (CPU for latency; 0: sleep at once).",
+        microseconds("client_busy_poll_us", "With client_io=epoll: how long a client loop keeps polling after work before it sleeps, so a client's next request finds it awake; it stops early when another thread wants the CPU (CPU for latency; 0: sleep at once).",
                      \.clientBusyPoll, 0...10_000),
         integer("embedding_dimension", "Floats per embedding (fixed when the store is created).", \.embeddingDimension, 1...8192),
         ConfigurationKey(
