@@ -29,7 +29,8 @@ extension CacheService {
             // A background preload still running reads an older snapshot: reload after it.
             let (preloading, capacity) = locked { (self.preloading, policy.capacity) }
             if preloading { return preloadDone.futureResult.flatMap { self.refresh(nil) } }
-            return onStore { store in try Self.preload(store, cacheCapacity: capacity) }.map { preloaded in
+            return onStore { store in
+                let preloaded = try Self.preload(store, cacheCapacity: capacity)
                 self.locked {
                     self.matrix = preloaded.matrix
                     self.cache = preloaded.cache
@@ -42,7 +43,8 @@ extension CacheService {
                 }
             }
         }
-        return onStore { store in try speakers.map { ($0, try store.get($0)) } }.map { rows in
+        return onStore { store in
+            let rows = try speakers.map { ($0, try store.get($0)) }
             self.locked { self.apply(rows) }
         }
     }
@@ -93,8 +95,9 @@ extension CacheService {
         }
         guard !wanted.isEmpty else { return loop.makeSucceededFuture(counted) }
         let reads = wanted
-        return onStore { store in try reads.map { try store.get($0) } }.map { records in
-            self.locked { self.admitPrefetched(records, counted: counted) }
+        return onStore { store in
+            let records = try reads.map { try store.get($0) }
+            return self.locked { self.admitPrefetched(records, counted: counted) }
         }
     }
 

@@ -45,14 +45,17 @@ extension CacheService {
     /// Commits `batch` in one transaction on the store thread, answers each write (only now:
     /// after the commit), and starts the writes that queued up meanwhile.
     ///
-    /// The cache takes the new versions on `loop`, like every other result of the store (a
-    /// miss's read, a delete, a refresh): in the order the store thread finished them, so a
-    /// read that finished before this commit can never put back what the commit replaced.
-    /// Each other event loop then gets one task with the answers of its own connections.
+    /// The cache takes the new versions on the store's thread right after the commit, like
+    /// every other result of the store (a miss's read, a delete, a refresh): in the order the
+    /// store produced them, so a read that finished before this commit can never put back what
+    /// the commit replaced. Each connection's loop then gets one task with the answers of its
+    /// connections — from the store's thread directly: handing them through `loop` first was
+    /// one more thread to wake in every commit's cycle (5–10 % fewer enrolls per second in
+    /// alternated runs, 2026-12-02).
     private func commit(_ batch: [PendingPut]) {
         let writes = batch.map { (profile: $0.record, expectedVersion: $0.expectedVersion) }
         let now = Self.nowMilliseconds()
-        onStore { store in try store.putBatch(writes, now: now) }.whenComplete { outcome in
+        onStore({ store in try store.putBatch(writes, now: now) }) { outcome in
             // The state first, under the lock; the answers after it is released (a completed
             // promise may run the connection's next request, which takes the lock).
             let answers: [Envelope.OneOf_Message]
@@ -86,8 +89,8 @@ extension CacheService {
         }
     }
 
-    /// Completes each write's promise, made on its connection's loop: those of `loop` at once,
-    /// those of each other loop in one task for all of them (not one wake-up per answer).
+    /// Completes each write's promise, made on its connection's loop: one task per loop for all
+    /// of its answers (not one wake-up per answer); at once for the calling thread's own loop.
     private func deliver(_ answered: [(pending: PendingPut, answer: Envelope.OneOf_Message)]) {
         let metrics = self.metrics
         @Sendable func complete(_ answered: [(pending: PendingPut, answer: Envelope.OneOf_Message)]) {

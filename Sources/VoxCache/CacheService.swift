@@ -19,11 +19,15 @@ import VoxWire
 /// holds the lock only while it reads or changes the state: about a microsecond for a verify.
 /// Nothing that blocks or calls back into the service runs under it: promises are completed
 /// and answers handed on after it is released (a completed promise may run the connection's
-/// next request at once, which takes the lock again). The home loop `loop` runs the timers,
-/// the group commit's bookkeeping and the completions of the store's work.
+/// next request at once, which takes the lock again). The home loop `loop` runs the timers and
+/// the peers' messages.
 ///
 /// SQLite runs on one thread of its own, so a write waiting for its commit never holds up a
-/// verify. Writes that arrive while a commit runs share the next transaction (group commit):
+/// verify. That thread also applies what the store did to the state (a commit's new versions,
+/// a miss's read, a delete, a refresh), under the lock, right after doing it: so the state
+/// takes the store's results in the order the store produced them — a read that finished
+/// before a commit can never put back what the commit replaced — and a commit's answers go
+/// from there straight to the connections' loops, with no hop through `loop`. Writes that arrive while a commit runs share the next transaction (group commit):
 /// one fsync acknowledges all of them.
 ///
 /// Each embedding is held once, in the matrix; a cache entry holds the rest of its profile
@@ -60,7 +64,8 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     var prefetched = PrefetchLedger<String>()
     let metrics = CacheMetrics()
     var precisionGauge: Gauge?
-    /// Called on `loop` after writes committed (the sync worker's nudge). Set before serving.
+    /// Called on the store's thread after writes committed (the sync worker's nudge); it must
+    /// not block. Set before serving.
     public var onCommitted: (@Sendable () -> Void)?
     /// Called by identify between taking its snapshot and scanning it, on the scan thread;
     /// tests hold a scan here to show what runs beside it.
@@ -228,8 +233,8 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             return cached.record(embedding: embedding)
         }
         if let hit { return .now(.getOk(Self.getResponse(hit, source: .cache))) }
-        return .later(onStore { store in try store.get(speakerID) }.map { record in
-            guard let record else { return Self.notFound(speakerID) }
+        return .later(onStore { store in
+            guard let record = try store.get(speakerID) else { return Self.notFound(speakerID) }
             self.locked { _ = self.admit(record) }
             return .getOk(Self.getResponse(record, source: .sqlite))
         }.flatMapErrorThrowing(Self.answer(for:)))
@@ -249,8 +254,10 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
             return verdict(cached, probe: probe, source: .cache)
         }
         if let hit { return .now(hit) }
-        return .later(onStore { store in try store.get(request.speakerID) }.map { record in
-            guard let record, let answer = self.locked({ self.verdict(self.admit(record), probe: probe, source: .sqlite) }) else {
+        return .later(onStore { store in
+            guard let record = try store.get(request.speakerID),
+                let answer = self.locked({ self.verdict(self.admit(record), probe: probe, source: .sqlite) })
+            else {
                 return Self.notFound(request.speakerID)
             }
             return answer
@@ -297,7 +304,8 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     private func delete(_ speakerID: String) -> ServerResponse {
         do { try rules.checkSpeakerID(speakerID) } catch { return .now(Self.answer(for: error)) }
         let now = Self.nowMilliseconds()
-        return .later(onStore { store in try store.delete(speakerID, now: now) }.map { result in
+        return .later(onStore { store in
+            let result = try store.delete(speakerID, now: now)
             self.locked {
                 self.touch(speakerID)
                 self.matrix.remove(speakerID)
@@ -361,16 +369,32 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         return onStore { store in try store.recordAccess(accesses) }
     }
 
-    /// Runs `body` on the store's thread; the future completes on `loop`.
+    /// Runs `body` on the store's thread; the future completes on `loop`. What the store did
+    /// is applied to the state inside `body` (under the lock), not in a callback of the future:
+    /// that keeps the state's updates in the store's order (see the type's documentation).
     func onStore<T: Sendable>(_ body: @escaping @Sendable (ProfileStore) throws -> T) -> EventLoopFuture<T> {
         let store = UncheckedStore(store: store)
         return storeThread.runIfActive(eventLoop: loop) { try body(store.store) }
+    }
+
+    /// Runs `body` on the store's thread and hands its outcome to `then` on the same thread;
+    /// if the thread has stopped, `then` gets `StoreThreadStopped` (on the caller's thread,
+    /// which must not hold the lock).
+    func onStore<T>(_ body: @escaping @Sendable (ProfileStore) throws -> T, then: @escaping @Sendable (Result<T, Error>) -> Void) {
+        let store = UncheckedStore(store: store)
+        storeThread.submit { state in
+            guard case .active = state else { return then(.failure(StoreThreadStopped())) }
+            then(Result { try body(store.store) })
+        }
     }
 
     static func nowMilliseconds() -> Int64 {
         WallClock.nowMilliseconds()
     }
 }
+
+/// The store's thread has stopped (the worker shuts down): the work was not done.
+struct StoreThreadStopped: Error {}
 
 /// The store crosses to its thread inside this box. Sound because only `storeThread`'s single
 /// thread ever uses it after `CacheService.init`.
