@@ -20,15 +20,17 @@ import VoxWire
 /// Nothing that blocks or calls back into the service runs under it: promises are completed
 /// and answers handed on after it is released (a completed promise may run the connection's
 /// next request at once, which takes the lock again). The home loop `loop` runs the timers and
-/// the peers' messages.
+/// the peers' messages, and completes the futures of the store's other work (a miss, a
+/// delete, a list, stats), whose answers then go on to their connections' loops.
 ///
 /// SQLite runs on one thread of its own, so a write waiting for its commit never holds up a
 /// verify. That thread also applies what the store did to the state (a commit's new versions,
 /// a miss's read, a delete, a refresh), under the lock, right after doing it: so the state
 /// takes the store's results in the order the store produced them — a read that finished
 /// before a commit can never put back what the commit replaced — and a commit's answers go
-/// from there straight to the connections' loops, with no hop through `loop`. Writes that arrive while a commit runs share the next transaction (group commit):
-/// one fsync acknowledges all of them.
+/// from there straight to the connections' loops, with no hop through `loop`. Writes that
+/// arrive while a commit runs share the next transaction (group commit): one fsync
+/// acknowledges all of them.
 ///
 /// Each embedding is held once, in the matrix; a cache entry holds the rest of its profile
 /// (samples, threshold, metadata, version). Identify takes the lock only to take a snapshot of
@@ -64,7 +66,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     var prefetched = PrefetchLedger<String>()
     let metrics = CacheMetrics()
     var precisionGauge: Gauge?
-    /// Called on the store's thread after writes committed (the sync worker's nudge); it must
+    /// Called after writes committed (the sync worker's nudge), on the store's thread; it must
     /// not block. Set before serving.
     public var onCommitted: (@Sendable () -> Void)?
     /// Called by identify between taking its snapshot and scanning it, on the scan thread;
@@ -377,9 +379,11 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         return storeThread.runIfActive(eventLoop: loop) { try body(store.store) }
     }
 
-    /// Runs `body` on the store's thread and hands its outcome to `then` on the same thread;
-    /// if the thread has stopped, `then` gets `StoreThreadStopped` (on the caller's thread,
-    /// which must not hold the lock).
+    /// Runs `body` on the store's thread and hands its outcome to `then` on the same thread.
+    /// If the thread has stopped, or stops before it gets to `body`, `then` gets
+    /// `StoreThreadStopped` instead — on the caller's thread (which must not hold the lock) or
+    /// on a Dispatch thread, possibly while the store's thread finishes its current job; it
+    /// must then change nothing but answer.
     func onStore<T>(_ body: @escaping @Sendable (ProfileStore) throws -> T, then: @escaping @Sendable (Result<T, Error>) -> Void) {
         let store = UncheckedStore(store: store)
         storeThread.submit { state in

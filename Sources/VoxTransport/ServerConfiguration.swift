@@ -48,7 +48,8 @@ public struct ServerConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(5)
     /// How long an event loop of `EpollSocketServer` keeps polling after its last work before
     /// it sleeps (`BusyPollPolicy`); zero sleeps at once. `UnixSocketServer` (SwiftNIO's
-    /// loops) does not poll. Default zero; the cache worker sets `client_busy_poll_us`.
+    /// loops) does not poll. Default zero; the cache worker sets `client_busy_poll_us`. More
+    /// than a second is taken as a second; a negative value fails the server's start.
     public var busyPoll: Duration = .zero
 
     public init() {}

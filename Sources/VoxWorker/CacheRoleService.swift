@@ -100,7 +100,7 @@ final class CacheRoleService: WorkerRoleService {
         if let epoll = server as? EpollSocketServer {
             // The client loops keep running until the process exits: a write still in its
             // group commit when the grace period ended is completed on its connection's loop,
-            // by way of the service's loop, after the service has shut down.
+            // from the store's thread, after the service has shut down.
             await epoll.shutdownConnections()
         } else {
             await server?.shutdown()

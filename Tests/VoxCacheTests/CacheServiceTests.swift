@@ -113,6 +113,33 @@ import VoxWire
 
     /// A vector that names another model than the store's is refused, naming the field, and
     /// nothing is written; the store's own tag, or none, is accepted.
+    /// Writes that come after the store's thread stopped (the worker is shutting down) are
+    /// answered UNAVAILABLE, none left waiting; the second shows the first's batch was
+    /// finished, so the group commit did not stall.
+    @Test(.timeLimit(.minutes(1))) func writesAfterTheStoreStoppedAreAnsweredUnavailable() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let service = try CacheService(
+            configuration: StoreConfiguration(path: path, dimension: Self.dimension, origin: "test-instance"),
+            cacheCapacity: 10, loop: group.next())
+        try await enroll(service, 1)
+        try await service.shutdown()
+        for number in 2...3 {
+            var put = Voxsync_V1_PutRequest()
+            put.profile.speakerID = Self.speaker(number)
+            put.profile.embedding.values = Self.vector(number)
+            let answer = try await send(service, .put(put))
+            guard case .error(let error) = answer else {
+                Issue.record("write \(number) after the shutdown was answered \(answer)")
+                continue
+            }
+            #expect(error.code == .unavailable, "\(error.message)")
+        }
+        try await group.shutdownGracefully()
+        let store = try ProfileStore(configuration: StoreConfiguration(path: path, dimension: Self.dimension, origin: "test-instance"))
+        #expect(try store.get(Self.speaker(1)) != nil, "the write before the shutdown is there")
+        #expect(try store.get(Self.speaker(2)) == nil && store.get(Self.speaker(3)) == nil, "nothing was written after it")
+    }
+
     @Test func vectorsOfAnotherModelAreRefusedByField() async throws {
         try await withService(capacity: 10) { service in
             func refusal(_ request: Envelope.OneOf_Message) async throws -> Voxsync_V1_Error? {

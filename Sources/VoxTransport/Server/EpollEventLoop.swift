@@ -73,6 +73,9 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
     /// polls takes `busyPollContention` or more (another thread wanted the CPU; see
     /// `BusyPollPolicy`). `busyPoll` zero: it sleeps at once.
     public init(name: String, busyPoll: TimeAmount = .zero, busyPollContention: TimeAmount = .microseconds(20)) throws(TransportError) {
+        guard busyPoll >= .zero, busyPollContention >= .zero else {
+            throw TransportError(.io, "an event loop's busy-poll window and contention time cannot be negative (got \(busyPoll), \(busyPollContention))")
+        }
         self.name = name
         self.busyPoll = busyPoll
         self.busyPollContention = busyPollContention
@@ -238,7 +241,6 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
             }
             iterationStart = .now()
             if count > 0 {
-                waiting.workArrived(at: iterationStart)
                 for index in 0..<Int(count) {
                     let token = events[index].data.u64
                     if token == 0 {
@@ -256,6 +258,8 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
             }
             for timer in timers.popDue(now: iterationStart) { timer.fire() }
             if runTasks() { break }
+            // The window runs from the end of the work, so a long pass still polls after it.
+            if count > 0 { waiting.workArrived(at: .now()) }
         }
         finish()
     }

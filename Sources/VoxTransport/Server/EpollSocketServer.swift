@@ -54,7 +54,7 @@ public final class EpollSocketServer: SocketServing {
         for index in 0..<loopCount {
             do {
                 loops.append(try EpollEventLoop(
-                    name: "vox-client-\(index)", busyPoll: .nanoseconds(Int64(shared.configuration.busyPoll.seconds * 1e9))))
+                    name: "vox-client-\(index)", busyPoll: .nanoseconds(Int64(min(shared.configuration.busyPoll, .seconds(1)).seconds * 1e9))))
             } catch {
                 for loop in loops { loop.shutdownGracefully { _ in } }
                 throw error

@@ -18,8 +18,9 @@ import NIOCore
 /// they would without polling, and the CPU goes to whoever needs it.
 ///
 /// The cost is bounded: at most `window` of CPU per burst of work, nothing while the service
-/// is idle (a loop polls only after work, and a timer firing is not work). A due timer ends the
-/// polling, and a timer never waits for the window. `window` zero: sleep at once.
+/// is idle (a loop polls only after work, and a timer firing is not work). A due timer never
+/// waits for the window: it is run at once (a wait with a zero timeout), and the polling goes
+/// on after it while the window lasts. `window` zero: sleep at once.
 ///
 /// Pure: the loop tells it what happened, with the clock, and acts on its answer.
 struct BusyPollPolicy: Sendable {
@@ -46,7 +47,7 @@ struct BusyPollPolicy: Sendable {
         case sleep(timeoutMilliseconds: Int32)
     }
 
-    /// The loop had events or tasks at `now`: a new window starts.
+    /// The loop finished handling events or tasks at `now`: a new window starts.
     mutating func workArrived(at now: NIODeadline) {
         lastWork = now
         gaveWay = false
