@@ -46,6 +46,24 @@ import Glibc
         #expect(error?.message.contains("at most 107") == true)
     }
 
+    /// The configuration's busy-poll window reaches the epoll server's loops: with it they poll
+    /// after answering, without it they never do.
+    @Test func theEpollServersLoopsPollOnlyWhenConfiguredTo() async throws {
+        for window in [Duration.zero, .milliseconds(50)] {
+            let server = try await startServer(.epoll) { $0.busyPoll = window } as! EpollSocketServer
+            let client = makeClient(server.path!)
+            for _ in 0..<5 { try await client.ping() }
+            client.close()
+            let polls = server.busyPolls
+            await server.shutdown()
+            if window == .zero {
+                #expect(polls == 0, "no window, no polling")
+            } else {
+                #expect(polls > 0, "a \(window) window: the loops poll after answering")
+            }
+        }
+    }
+
     @Test(arguments: ServerKind.allCases) func pipelinedAnswersComeBackInRequestOrder(kind: ServerKind) async throws {
         let server = try await startServer(kind, responder: TestResponder(statsDelay: .milliseconds(50)))
         defer { Task { await server.shutdown() } }

@@ -66,6 +66,10 @@ public final class EpollSocketServer: SocketServing {
         self.acceptor = EpollAcceptor(listener: listener, loops: perLoop, shared: shared)
     }
 
+    /// How many times the server's loops have busy-polled (`ServerConfiguration.busyPoll`),
+    /// for tests and diagnostics.
+    public var busyPolls: Int { loops.reduce(0) { $0 + $1.pollCount } }
+
     /// Serves an already bound and listening socket descriptor (inherited from the
     /// supervisor) on `loops` event loops. The server takes ownership of `descriptor`; the
     /// socket file is not removed on close, so clients queue in the supervisor's backlog while
