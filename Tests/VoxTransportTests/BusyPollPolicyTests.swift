@@ -8,7 +8,7 @@ import Testing
 
     @Test func withoutAWindowALoopSleepsAtOnceUntilItsFirstTimer() {
         var policy = BusyPollPolicy(window: .zero, start: start)
-        policy.workArrived(at: start)
+        policy.workArrived(at: start, events: 1)
         #expect(policy.nextWait(now: start, firstTimer: nil) == .sleep(timeoutMilliseconds: -1))
         #expect(policy.nextWait(now: start, firstTimer: start + .microseconds(2_500)) == .sleep(timeoutMilliseconds: 3),
                 "rounded up: woken no earlier than the timer is due")
@@ -27,7 +27,7 @@ import Testing
                 "an idle loop sleeps: polling follows work, not time")
         // New work starts a new window.
         let later = start + .seconds(5)
-        policy.workArrived(at: later)
+        policy.workArrived(at: later, events: 1)
         #expect(policy.nextWait(now: later + .microseconds(10), firstTimer: nil) == .poll)
     }
 
@@ -41,8 +41,19 @@ import Testing
         #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: start + .milliseconds(4)) == .sleep(timeoutMilliseconds: 4))
         #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: start + .microseconds(40)) == .sleep(timeoutMilliseconds: 0),
                 "a due timer still runs at once")
-        policy.workArrived(at: start + .microseconds(500))
+        policy.workArrived(at: start + .microseconds(500), events: 1)
         #expect(policy.nextWait(now: start + .microseconds(510), firstTimer: nil) == .poll, "work starts polling again")
+    }
+
+    @Test func aLoopThatFoundACrowdReadyDoesNotPollAfterIt() {
+        var policy = BusyPollPolicy(window: .microseconds(200), crowd: 3, start: start)
+        policy.workArrived(at: start, events: 3)
+        #expect(policy.nextWait(now: start + .microseconds(10), firstTimer: nil) == .poll, "three ready: few clients, poll")
+        policy.workArrived(at: start + .microseconds(20), events: 4)
+        #expect(policy.nextWait(now: start + .microseconds(30), firstTimer: nil) == .sleep(timeoutMilliseconds: -1),
+                "four ready at once: many clients, the next request comes soon anyway")
+        policy.workArrived(at: start + .microseconds(40), events: 1)
+        #expect(policy.nextWait(now: start + .microseconds(50), firstTimer: nil) == .poll, "back to a lone request: poll again")
     }
 
     @Test func aTimerNeitherWaitsForTheWindowNorExtendsIt() {

@@ -259,7 +259,7 @@ public final class EpollEventLoop: EventLoop, @unchecked Sendable {
             for timer in timers.popDue(now: iterationStart) { timer.fire() }
             if runTasks() { break }
             // The window runs from the end of the work, so a long pass still polls after it.
-            if count > 0 { waiting.workArrived(at: .now()) }
+            if count > 0 { waiting.workArrived(at: .now(), events: Int(count)) }
         }
         finish()
     }

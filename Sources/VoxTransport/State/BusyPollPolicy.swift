@@ -15,7 +15,11 @@ import NIOCore
 /// late (`contention` or more), another thread ran on this CPU meanwhile — on a small machine
 /// usually a client, whose requests are what the loop waits for — and the loop stops polling
 /// until its next work. So under load from many clients the loops sleep between bursts as
-/// they would without polling, and the CPU goes to whoever needs it.
+/// they would without polling, and the CPU goes to whoever needs it. Nor does a loop poll
+/// after a pass that found more than `crowd` descriptors ready at once: it serves many
+/// clients, the next request comes soon anyway, and polling there only competed with them
+/// (verify p99 at 50 clients 563–2 917 µs with this rule against 741–4 240 µs without it, in
+/// five alternated pairs; throughput the same).
 ///
 /// The cost is bounded: at most `window` of CPU per burst of work, nothing while the service
 /// is idle (a loop polls only after work, and a timer firing is not work). A due timer never
@@ -28,13 +32,16 @@ struct BusyPollPolicy: Sendable {
     let window: TimeAmount
     /// A yield that takes this long means another thread wanted the CPU.
     let contention: TimeAmount
+    /// More descriptors than this ready in one pass: a crowd, no polling after it.
+    let crowd: Int
     private var lastWork: NIODeadline
     private var gaveWay = false
 
-    init(window: TimeAmount, contention: TimeAmount = .microseconds(20), start: NIODeadline) {
+    init(window: TimeAmount, contention: TimeAmount = .microseconds(20), crowd: Int = 3, start: NIODeadline) {
         precondition(window >= .zero, "a busy-poll window cannot be negative")
         self.window = window
         self.contention = contention
+        self.crowd = crowd
         self.lastWork = start
     }
 
@@ -47,10 +54,11 @@ struct BusyPollPolicy: Sendable {
         case sleep(timeoutMilliseconds: Int32)
     }
 
-    /// The loop finished handling events or tasks at `now`: a new window starts.
-    mutating func workArrived(at now: NIODeadline) {
+    /// The loop finished handling `events` ready descriptors (tasks included) at `now`: a new
+    /// window starts, unless they were a crowd.
+    mutating func workArrived(at now: NIODeadline, events: Int) {
         lastWork = now
-        gaveWay = false
+        gaveWay = events > crowd
     }
 
     /// A poll found nothing and the loop yielded its CPU; the yield took `took`.
