@@ -49,11 +49,13 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     public let loop: EventLoop
     /// Guards every mutable member below (see the type's documentation).
     private let lock = AdaptiveLock()
-    private let storeThread: NIOThreadPool
+    /// The one thread that uses `store` (see `onStore`).
+    let storeThread: NIOThreadPool
     /// Identify's scans, one at a time, off the event loops (a scan of 100 000 × 192 is 4–5 ms
     /// that the other connections of its loop would wait) and off the store's thread.
     private let scanThread: NIOThreadPool
-    private let store: ProfileStore
+    /// Used only on `storeThread`, through `onStore`.
+    let store: ProfileStore
     let rules: ProfileRules
     let defaultThreshold: Float
     var matrix: EmbeddingMatrix
@@ -371,37 +373,7 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
         return onStore { store in try store.recordAccess(accesses) }
     }
 
-    /// Runs `body` on the store's thread; the future completes on `loop`. What the store did
-    /// is applied to the state inside `body` (under the lock), not in a callback of the future:
-    /// that keeps the state's updates in the store's order (see the type's documentation).
-    func onStore<T: Sendable>(_ body: @escaping @Sendable (ProfileStore) throws -> T) -> EventLoopFuture<T> {
-        let store = UncheckedStore(store: store)
-        return storeThread.runIfActive(eventLoop: loop) { try body(store.store) }
-    }
-
-    /// Runs `body` on the store's thread and hands its outcome to `then` on the same thread.
-    /// If the thread has stopped, or stops before it gets to `body`, `then` gets
-    /// `StoreThreadStopped` instead — on the caller's thread (which must not hold the lock) or
-    /// on a Dispatch thread, possibly while the store's thread finishes its current job; it
-    /// must then change nothing but answer.
-    func onStore<T>(_ body: @escaping @Sendable (ProfileStore) throws -> T, then: @escaping @Sendable (Result<T, Error>) -> Void) {
-        let store = UncheckedStore(store: store)
-        storeThread.submit { state in
-            guard case .active = state else { return then(.failure(StoreThreadStopped())) }
-            then(Result { try body(store.store) })
-        }
-    }
-
     static func nowMilliseconds() -> Int64 {
         WallClock.nowMilliseconds()
     }
-}
-
-/// The store's thread has stopped (the worker shuts down): the work was not done.
-struct StoreThreadStopped: Error {}
-
-/// The store crosses to its thread inside this box. Sound because only `storeThread`'s single
-/// thread ever uses it after `CacheService.init`.
-private struct UncheckedStore: @unchecked Sendable {
-    let store: ProfileStore
 }

@@ -66,8 +66,7 @@ public final class EpollSocketServer: SocketServing {
         self.acceptor = EpollAcceptor(listener: listener, loops: perLoop, shared: shared)
     }
 
-    /// How many times the server's loops have busy-polled (`ServerConfiguration.busyPoll`),
-    /// for tests and diagnostics.
+    /// How many times the loops have busy-polled (`ServerConfiguration.busyPoll`); diagnostics.
     public var busyPolls: Int { loops.reduce(0) { $0 + $1.pollCount } }
 
     /// Serves an already bound and listening socket descriptor (inherited from the
