@@ -22,7 +22,8 @@ public struct VoxsyncConfiguration: Sendable, Equatable {
     /// How long a client event loop polls after its last work before it sleeps (epoll only;
     /// see `BusyPollPolicy` in VoxTransport). 200 µs, the Linux default of
     /// `guest_halt_poll_ns`: on a VM whose idle vCPUs halt it took the 1-client verify p99
-    /// from ~150 to ~65-80 µs, at the cost of at most that much CPU per burst of requests.
+    /// from 140-168 µs to 68-83 µs (README, Benchmarks), at the cost of at most that much CPU
+    /// per burst of requests.
     public var clientBusyPoll: Duration = .microseconds(200)
     /// Number of float32 values in every embedding (fixed when the store is created).
     public var embeddingDimension = 192

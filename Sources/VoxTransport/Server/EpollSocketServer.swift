@@ -54,7 +54,7 @@ public final class EpollSocketServer: SocketServing {
         for index in 0..<loopCount {
             do {
                 loops.append(try EpollEventLoop(
-                    name: "vox-client-\(index)", busyPoll: .nanoseconds(Int64(min(shared.configuration.busyPoll, .seconds(1)).seconds * 1e9))))
+                    name: "vox-client-\(index)", busyPoll: TimeAmount(min(shared.configuration.busyPoll, .seconds(1)))))
             } catch {
                 for loop in loops { loop.shutdownGracefully { _ in } }
                 throw error
@@ -248,7 +248,7 @@ final class EpollLoopConnections: @unchecked Sendable {
     /// checked four times per idle period, so an idle connection is closed between 1 and 1.25
     /// idle timeouts after its last frame.
     func startIdleCheck() {
-        let timeout = TimeAmount.nanoseconds(Int64(shared.configuration.idleTimeout.seconds * 1e9))
+        let timeout = TimeAmount(shared.configuration.idleTimeout)
         let period = TimeAmount.nanoseconds(max(timeout.nanoseconds / 4, 1_000_000))
         idleCheck = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
             let now = NIODeadline.now()

@@ -127,7 +127,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler {
     /// 1 and 1.25 idle timeouts after its last frame.
     private func startIdleCheck(context: ChannelHandlerContext) {
         guard idleCheck == nil else { return }
-        let timeout = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.seconds * 1e9))
+        let timeout = TimeAmount(configuration.idleTimeout)
         let period = TimeAmount.nanoseconds(max(timeout.nanoseconds / 4, 1_000_000))
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         idleCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
