@@ -42,39 +42,46 @@ extension CacheService {
         return .later(pending.promise.futureResult)
     }
 
+    /// A write and its answer.
+    typealias Answered = (pending: PendingPut, answer: Envelope.OneOf_Message)
+
     /// Commits `batch` in one transaction on the store thread, answers each write (only now:
     /// after the commit), and starts the writes that queued up meanwhile.
     ///
     /// The cache takes the new versions on the store's thread right after the commit, like
     /// every other result of the store (a miss's read, a delete, a refresh): in the order the
     /// store produced them, so a read that finished before this commit can never put back what
-    /// the commit replaced. Each connection's loop then gets one task with the answers of its
+    /// the commit replaced. Each connection's loop gets one task with the answers of its
     /// connections — from the store's thread directly: handing them through `loop` first put
     /// one more thread's wake-up on every commit's answer path (about 5 % fewer enrolls per
     /// second in alternated runs, 2026-12-02). `loop` still gets the sync worker's nudge, off
     /// that path.
+    ///
+    /// The answers are handed to the loops before the cache takes the versions, under the same
+    /// hold of the lock. Whatever a client sends after its answer needs the lock, so it cannot
+    /// see the state between the two — it finds the versions taken, as if the cache had taken
+    /// them first — but the loops' wake-ups and the clients' round trips now overlap the
+    /// cache's work instead of following it: the cache's part is ~190 µs of a ~1.35 ms cycle
+    /// with 32 writers. Enrolls at 32 clients, 8 alternated pairs on 2026-12-02: ahead in 6;
+    /// medians 25.1 against 23.0 k/s in the first four and 23.8 against 22.9 k/s in the next.
     private func commit(_ batch: [PendingPut]) {
         let writes = batch.map { (profile: $0.record, expectedVersion: $0.expectedVersion) }
         let now = Self.nowMilliseconds()
         onStore({ store in try store.putBatch(writes, now: now) }) { outcome in
-            // The state first, under the lock; the answers after it is released (a completed
-            // promise may run the connection's next request, which takes the lock).
             let answers: [Envelope.OneOf_Message]
+            var stored: [ProfileRecord] = []
             switch outcome {
             case .success(let results):
-                answers = self.locked {
-                    zip(batch, results).map { _, result in
-                        switch result {
-                        case .success(let stored):
-                            self.touch(stored.speakerID)
-                            self.admit(stored)
-                            var answer = Voxsync_V1_PutResponse()
-                            answer.version = stored.version
-                            answer.origin = stored.origin
-                            return .putOk(answer)
-                        case .failure(let error):
-                            return Self.answer(for: error)
-                        }
+                answers = results.map { result in
+                    switch result {
+                    case .success(let record):
+                        stored.append(record)
+                        var answer = Voxsync_V1_PutResponse()
+                        answer.version = record.version
+                        answer.origin = record.origin
+                        return .putOk(answer)
+                    case .failure(let error):
+                        return Self.answer(for: error)
                     }
                 }
             case .failure(let error as StoreError):
@@ -84,32 +91,48 @@ extension CacheService {
                 let answer = Self.error(.unavailable, "the cache worker is shutting down and did not write this; retry once it is back")
                 answers = Array(repeating: answer, count: batch.count)
             }
-            self.deliver(Array(zip(batch, answers)))
-            if answers.contains(where: { if case .putOk = $0 { true } else { false } }) { self.onCommitted?() }
+            // This thread's own loop's answers (only when `then` runs on a loop: the store
+            // thread had stopped) are completed after the lock is released: a completed
+            // promise may run the connection's next request, which takes the lock.
+            let own = self.locked {
+                let own = self.handOff(Array(zip(batch, answers)))
+                for record in stored {
+                    self.touch(record.speakerID)
+                    self.admit(record)
+                }
+                return own
+            }
+            Self.complete(own, metrics: self.metrics)
+            if !stored.isEmpty { self.onCommitted?() }
             self.run(self.locked { self.commits.batchFinished() })
         }
     }
 
-    /// Completes each write's promise, made on its connection's loop: one task per loop for all
-    /// of its answers (not one wake-up per answer); at once for the calling thread's own loop.
-    private func deliver(_ answered: [(pending: PendingPut, answer: Envelope.OneOf_Message)]) {
+    /// Hands each connection loop other than the calling thread's one task with all of its
+    /// writes' answers (not one wake-up per answer); returns the calling thread's loop's own,
+    /// for the caller to complete.
+    private func handOff(_ answered: [Answered]) -> [Answered] {
         let metrics = self.metrics
-        @Sendable func complete(_ answered: [(pending: PendingPut, answer: Envelope.OneOf_Message)]) {
-            for (pending, answer) in answered {
-                pending.promise.succeed(answer)
-                if case .putOk = answer {
-                    metrics.write.recordNanoseconds((NIODeadline.now() - pending.arrived).nanoseconds)
-                }
-            }
-        }
+        var own: [Answered] = []
         var remaining = answered[...]
         while let target = remaining.first?.pending.promise.futureResult.eventLoop {
             let mine = remaining.filter { $0.pending.promise.futureResult.eventLoop === target }
             remaining = remaining.filter { $0.pending.promise.futureResult.eventLoop !== target }[...]
             if target.inEventLoop {
-                complete(mine)
+                own = mine
             } else {
-                target.execute { complete(mine) }
+                target.execute { Self.complete(mine, metrics: metrics) }
+            }
+        }
+        return own
+    }
+
+    /// Completes each write's promise (on its connection's loop) and times the acknowledged.
+    private static func complete(_ answered: [Answered], metrics: CacheMetrics) {
+        for (pending, answer) in answered {
+            pending.promise.succeed(answer)
+            if case .putOk = answer {
+                metrics.write.recordNanoseconds((NIODeadline.now() - pending.arrived).nanoseconds)
             }
         }
     }

@@ -454,6 +454,39 @@ import VoxWire
         }
     }
 
+    /// A group commit's answers leave before the cache has taken its versions (the loops'
+    /// wake-ups overlap that work), but under the same hold of the lock: a read sent the moment
+    /// a write is acknowledged must still find the new version. A batch of a few hundred
+    /// replaced speakers keeps the cache busy long enough that a read could slip in between,
+    /// were the lock released in between.
+    @Test(.timeLimit(.minutes(2))) func aReadSentAsSoonAsAWriteIsAcknowledgedFindsTheWrite() async throws {
+        try await withService(capacity: 1024) { service in
+            let speakers = 400
+            for number in 0..<speakers {
+                try await enroll(service, number)
+                var get = Voxsync_V1_GetRequest()
+                get.speakerID = Self.speaker(number)
+                _ = try await send(service, .get(get))  // cached, whatever a write does to the cache
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for number in 0..<speakers {
+                    group.addTask {
+                        var put = Voxsync_V1_PutRequest()
+                        put.profile.speakerID = Self.speaker(number)
+                        put.profile.embedding.values = Self.vector(number + speakers)
+                        guard case .putOk(let written) = try await self.send(service, .put(put)) else { throw CacheTestError("replace of \(number)") }
+                        var get = Voxsync_V1_GetRequest()
+                        get.speakerID = Self.speaker(number)
+                        guard case .getOk(let read) = try await self.send(service, .get(get)) else { throw CacheTestError("get of \(number)") }
+                        #expect(read.profile.version == written.version, "speaker \(number): acknowledged \(written.version), then read \(read.profile.version)")
+                        #expect(read.profile.embedding.values == Self.vector(number + speakers))
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+
     @Test func aCachedProfileComesBackWholeAndScoresAsTheMeanCosine() async throws {
         let samples = [Self.vector(50), Self.vector(51).map { $0 * 3 }]
         try await withService(capacity: 10) { service in
