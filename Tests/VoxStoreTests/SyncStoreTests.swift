@@ -26,6 +26,19 @@ import VoxStore
         #expect(try sync.applyRemote([remote("alice", version: ahead)], cursor: PullCursor()) == ["alice"])
         let local = try profiles.put(ProfileRecord(speakerID: "alice", embedding: [1, 1]), now: 2_000)
         #expect(local.version > ahead, "or last-writer-wins would undo the newer local write everywhere")
+        #expect(try profiles.get("alice") == local, "the local write is the stored row")
+        // The same for a write in a group commit behind others, and for a delete.
+        #expect(try sync.applyRemote([remote("bob", version: ahead << 1), remote("carol", version: ahead << 1)], cursor: PullCursor()) == ["bob", "carol"])
+        let batch = try profiles.putBatch([
+            (ProfileRecord(speakerID: "dave", embedding: [1, 0]), nil),
+            (ProfileRecord(speakerID: "bob", embedding: [1, 1]), nil),
+        ], now: 3_000).map { try $0.get() }
+        #expect(batch[1].version > ahead << 1 && batch[0].version < batch[1].version)
+        #expect(try profiles.get("bob") == batch[1])
+        let deleted = try profiles.delete("carol", now: 4_000)
+        #expect(deleted.existed && deleted.version > ahead << 1)
+        #expect(try profiles.get("carol") == nil)
+        #expect(try profiles.outboxCount() == 5, "every local write queued once")
     }
 
     @Test func remoteRowsApplyOnlyWhenNewerByVersionThenOrigin() throws {
