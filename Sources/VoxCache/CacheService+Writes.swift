@@ -38,7 +38,7 @@ extension CacheService {
         let pending = PendingPut(
             record: record, expectedVersion: request.hasExpectedVersion ? request.expectedVersion : nil,
             promise: connectionLoop.makePromise())
-        run(locked { commits.enqueue(pending) })
+        run(locked { commits.enqueue(pending) }, timersOn: connectionLoop)
         return .later(pending.promise.futureResult)
     }
 
@@ -137,15 +137,18 @@ extension CacheService {
         }
     }
 
-    /// Carries out a group-commit decision.
-    private func run(_ action: GroupCommitQueue<PendingPut>.Action) {
+    /// Carries out a group-commit decision. A hold's timer goes on `timerLoop` when the caller
+    /// runs on it (a connection's loop, for a write that just arrived: scheduling there wakes
+    /// no other thread), else on `loop`.
+    private func run(_ action: GroupCommitQueue<PendingPut>.Action, timersOn timerLoop: EventLoop? = nil) {
         switch action {
         case .none:
             break
         case .startBatch(let batch):
             commit(batch)
         case .armHoldTimer(let id):
-            loop.scheduleTask(in: commitHold) { self.run(self.locked { self.commits.holdTimedOut(id: id) }) }
+            let target = timerLoop.flatMap { $0.inEventLoop ? $0 : nil } ?? loop
+            target.scheduleTask(in: commitHold) { self.run(self.locked { self.commits.holdTimedOut(id: id) }) }
         }
     }
 }
