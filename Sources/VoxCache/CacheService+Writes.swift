@@ -38,7 +38,7 @@ extension CacheService {
         let pending = PendingPut(
             record: record, expectedVersion: request.hasExpectedVersion ? request.expectedVersion : nil,
             promise: connectionLoop.makePromise())
-        run(locked { commits.enqueue(pending) }, timersOn: connectionLoop)
+        run(locked { commits.enqueue(pending) })
         return .later(pending.promise.futureResult)
     }
 
@@ -94,17 +94,24 @@ extension CacheService {
             // This thread's own loop's answers (only when `then` runs on a loop: the store
             // thread had stopped) are completed after the lock is released: a completed
             // promise may run the connection's next request, which takes the lock.
-            let own = self.locked {
+            //
+            // The queue hears that the batch is done in the same hold too: a writer answered
+            // early may write again as soon as the lock is free, and a write that came before
+            // `batchFinished` would be counted twice in the next batch's expected size (the
+            // writers just answered, and those already waiting), which would then wait out the
+            // whole hold.
+            let (own, next) = self.locked {
                 let own = self.handOff(Array(zip(batch, answers)))
+                self.commitWillApply?()
                 for record in stored {
                     self.touch(record.speakerID)
                     self.admit(record)
                 }
-                return own
+                return (own, self.commits.batchFinished())
             }
             Self.complete(own, metrics: self.metrics)
             if !stored.isEmpty { self.onCommitted?() }
-            self.run(self.locked { self.commits.batchFinished() })
+            self.run(next)
         }
     }
 
@@ -137,18 +144,15 @@ extension CacheService {
         }
     }
 
-    /// Carries out a group-commit decision. A hold's timer goes on `timerLoop` when the caller
-    /// runs on it (a connection's loop, for a write that just arrived: scheduling there wakes
-    /// no other thread), else on `loop`.
-    private func run(_ action: GroupCommitQueue<PendingPut>.Action, timersOn timerLoop: EventLoop? = nil) {
+    /// Carries out a group-commit decision.
+    private func run(_ action: GroupCommitQueue<PendingPut>.Action) {
         switch action {
         case .none:
             break
         case .startBatch(let batch):
             commit(batch)
         case .armHoldTimer(let id):
-            let target = timerLoop.flatMap { $0.inEventLoop ? $0 : nil } ?? loop
-            target.scheduleTask(in: commitHold) { self.run(self.locked { self.commits.holdTimedOut(id: id) }) }
+            loop.scheduleTask(in: commitHold) { self.run(self.locked { self.commits.holdTimedOut(id: id) }) }
         }
     }
 }

@@ -18,8 +18,9 @@ import VoxWire
 /// 2), so socket I/O, framing and protobuf of different connections run in parallel — and
 /// holds the lock only while it reads or changes the state: about a microsecond for a verify.
 /// Nothing that blocks or calls back into the service runs under it: promises are completed
-/// and answers handed on after it is released (a completed promise may run the connection's
-/// next request at once, which takes the lock again). The home loop `loop` runs the timers and
+/// after it is released (a completed promise may run the connection's next request at once,
+/// which takes the lock again) — a commit's answers are handed to their loops under it, which
+/// only queues a task on each. The home loop `loop` runs the timers and
 /// the peers' messages, and completes the futures of the store's other work (a miss, a
 /// delete, a list, stats), whose answers then go on to their connections' loops.
 ///
@@ -74,6 +75,10 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     /// Called by identify between taking its snapshot and scanning it, on the scan thread;
     /// tests hold a scan here to show what runs beside it.
     var identifyWillScan: (@Sendable () -> Void)?
+    /// Called on the store's thread after a commit's answers were handed to their loops and
+    /// before the cache takes its versions, under the lock; tests hold a commit here to show
+    /// that no request gets in between.
+    var commitWillApply: (@Sendable () -> Void)?
     /// Called for every profile read, on the reading loop and under the service's lock:
     /// speaker, hit (the prefetch worker's events). It must not call back into the service.
     public var onAccess: (@Sendable (String, Bool) -> Void)?
@@ -189,7 +194,8 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     }
 
     /// Runs `body` holding the state's lock. Never nested, and nothing in `body` completes a
-    /// promise or calls out of the service (except `onAccess`, which must not call back).
+    /// promise or calls out of the service (except `onAccess`, which must not call back, and
+    /// `execute` on a loop, which only queues a task).
     @inline(__always)
     func locked<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()

@@ -456,9 +456,8 @@ import VoxWire
 
     /// A group commit's answers leave before the cache has taken its versions (the loops'
     /// wake-ups overlap that work), but under the same hold of the lock: a read sent the moment
-    /// a write is acknowledged must still find the new version. A batch of a few hundred
-    /// replaced speakers keeps the cache busy long enough that a read could slip in between,
-    /// were the lock released in between.
+    /// a write is acknowledged must still find the new version. The test holds each commit for
+    /// 20 ms between the two, which a read would get into were the lock released in between.
     @Test(.timeLimit(.minutes(2))) func aReadSentAsSoonAsAWriteIsAcknowledgedFindsTheWrite() async throws {
         try await withService(capacity: 1024) { service in
             let speakers = 400
@@ -468,6 +467,7 @@ import VoxWire
                 get.speakerID = Self.speaker(number)
                 _ = try await send(service, .get(get))  // cached, whatever a write does to the cache
             }
+            service.locked { service.commitWillApply = { usleep(20_000) } }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for number in 0..<speakers {
                     group.addTask {
