@@ -19,10 +19,10 @@ import VoxWire
 /// holds the lock only while it reads or changes the state: about a microsecond for a verify.
 /// Nothing that blocks or calls back into the service runs under it: promises are completed
 /// after it is released (a completed promise may run the connection's next request at once,
-/// which takes the lock again) — a commit's answers are handed to their loops under it, which
-/// only queues a task on each. The home loop `loop` runs the timers and
-/// the peers' messages, and completes the futures of the store's other work (a miss, a
-/// delete, a list, stats), whose answers then go on to their connections' loops.
+/// which takes the lock again); a commit's answers are handed to their loops under it, which
+/// only queues a task on each. The home loop `loop` runs the timers and the peers' messages,
+/// and completes the futures of the store's other work (a miss, a delete, a list, stats),
+/// whose answers then go on to their connections' loops.
 ///
 /// SQLite runs on one thread of its own, so a write waiting for its commit never holds up a
 /// verify. That thread also applies what the store did to the state (a commit's new versions,
