@@ -44,11 +44,12 @@ import VoxWire
 /// store's `last_access` every `accessFlushInterval` in one transaction, so that a restart
 /// preloads the most recently used profiles first.
 ///
-/// `@unchecked Sendable`: the mutable members are touched only while holding `lock`, and
-/// `store` only on the single thread of `storeThread`.
+/// `@unchecked Sendable`: the mutable members are touched only while holding `lock` (the
+/// group-commit queue `commits` while holding a lock of its own), and `store` only on the
+/// single thread of `storeThread`.
 public final class CacheService: ServerResponder, @unchecked Sendable {
     public let loop: EventLoop
-    /// Guards every mutable member below (see the type's documentation).
+    /// Guards every mutable member below but `commits` (see the type's documentation).
     private let lock = AdaptiveLock()
     /// The one thread that uses `store` (see `onStore`).
     let storeThread: NIOThreadPool
@@ -62,7 +63,10 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     var matrix: EmbeddingMatrix
     var cache: [String: CachedProfile] = [:]
     var policy: SieveCachePolicy<String>
+    /// Guarded by `commitLock`, not by `lock` (see `queued`).
     var commits = GroupCommitQueue<PendingPut>(maxBatch: 1024)
+    /// Guards `commits` alone, so that a write queues without waiting for the cache.
+    private let commitLock = AdaptiveLock()
     var hits: UInt64 = 0
     var misses: UInt64 = 0
     /// Entries loaded by the prefetch worker's lists and what became of them.
@@ -200,6 +204,21 @@ public final class CacheService: ServerResponder, @unchecked Sendable {
     func locked<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
+        return try body()
+    }
+
+    /// Runs `body` holding the group-commit queue's lock, which guards `commits` and nothing
+    /// else; never taken together with `lock`, in either order.
+    ///
+    /// A lock of its own because a write needs nothing of the cache to queue: when a commit's
+    /// answers leave, the cache still has its versions to take (~190 µs for 32 writes, under
+    /// `lock`), and with one lock for both the writers just answered waited for that work to
+    /// write again. Enrolls at 32 clients, 8 alternated pairs on 2026-12-02: ahead in 6,
+    /// medians 22.2 against 21.3 k/s.
+    @inline(__always)
+    func queued<T>(_ body: () throws -> T) rethrows -> T {
+        commitLock.lock()
+        defer { commitLock.unlock() }
         return try body()
     }
 

@@ -487,6 +487,47 @@ import VoxWire
         }
     }
 
+    /// The group-commit queue has a lock of its own: a write queues, and its commit starts,
+    /// while the cache is still taking the versions of the commit before, which holds the
+    /// cache's lock. The test holds that commit inside the cache's work until it has seen the
+    /// second write reach the queue; were the queue behind the cache's lock, looking at it
+    /// would wait until the hold gives up (5 s), and the test fails on that.
+    @Test(.timeLimit(.minutes(1))) func aWriteQueuesWhileTheCacheTakesTheLastCommit() async throws {
+        try await withService(capacity: 64) { service in
+            let gate = NIOLockedValueBox((applying: false, released: false, gaveUp: false))
+            service.locked {
+                service.commitWillApply = {
+                    gate.withLockedValue { $0.applying = true }
+                    let deadline = NIODeadline.now() + .seconds(5)
+                    while !gate.withLockedValue({ $0.released }) {
+                        guard NIODeadline.now() < deadline else { return gate.withLockedValue { $0.gaveUp = true } }
+                        usleep(500)
+                    }
+                }
+            }
+            async let first = enroll(service, 1)
+            while !gate.withLockedValue({ $0.applying }) { try await Task.sleep(for: .milliseconds(1)) }
+            #expect(service.queued { !service.commits.isCommitting && service.commits.waitingCount == 0 }, "the first batch is done as far as the queue knows")
+            async let second = enroll(service, 2)
+            // The second write finds the queue expecting one write (the first batch's) and
+            // starts its batch at once; the store's thread runs it after the cache's work.
+            var started = false
+            for _ in 0..<2000 where !started {
+                started = service.queued { service.commits.isCommitting }
+                if !started { try await Task.sleep(for: .milliseconds(1)) }
+            }
+            let stillHeld = gate.withLockedValue { state in
+                defer { state.released = true }
+                return !state.gaveUp
+            }
+            try await first
+            try await second
+            #expect(started, "the second write reached the queue")
+            #expect(stillHeld, "…while the first commit still held the cache")
+            for number in [1, 2] { #expect(try await verify(service, number) == .cache) }
+        }
+    }
+
     @Test func aCachedProfileComesBackWholeAndScoresAsTheMeanCosine() async throws {
         let samples = [Self.vector(50), Self.vector(51).map { $0 * 3 }]
         try await withService(capacity: 10) { service in
