@@ -57,15 +57,21 @@ struct VoxsyncDialect: BenchDialect {
 
 /// voxsync's protocol with every request framed once, before the clock starts, and sent in
 /// turn — as redis-benchmark builds its commands once — so that a run measures the server,
-/// not the client's protobuf encoding.
+/// not the client's protobuf encoding. The frames are a ring each connection goes round
+/// (verify, ping, identify: the same requests again and again), or requests the connections
+/// share, each sent once (enrolls: every write a new speaker).
 ///
 /// Answers are checked as the Redis dialects check theirs: by their frame and the Envelope
 /// field the body carries (`AnswerScanner`), without decoding the rest of the body; an error,
 /// a compressed frame or an unexpected message is decoded in full and ends the run with what
 /// the server said. `validate` (a warm-up) decodes every answer and hands it over instead.
 struct VoxsyncFrameRingDialect: BenchDialect {
-    private let frames: [[UInt8]]
-    private var next: Int
+    private enum Source {
+        case ring([[UInt8]], next: Int)
+        case shared(PreparedRequests)
+    }
+
+    private var source: Source
     private var hello = VoxsyncDialect { .ping(Ping()) }
     private var scanner: AnswerScanner
     private var decoder = FrameDecoder()
@@ -76,10 +82,16 @@ struct VoxsyncFrameRingDialect: BenchDialect {
     /// `answer`: an answer of the kind every request gets (`.pong(Pong())`, `.verifyOk(…)`).
     init(frames: [[UInt8]], start: Int = 0, answer: Envelope.OneOf_Message, validate: ((Envelope) throws -> Void)? = nil) throws {
         precondition(!frames.isEmpty)
-        self.frames = frames
-        self.next = start
+        self.source = .ring(frames, next: start)
         self.scanner = try AnswerScanner(expecting: answer)
         self.validate = validate
+    }
+
+    /// Takes its requests from `shared`, which the run's other connections take from too.
+    init(shared: PreparedRequests, answer: Envelope.OneOf_Message) throws {
+        self.source = .shared(shared)
+        self.scanner = try AnswerScanner(expecting: answer)
+        self.validate = nil
     }
 
     /// `messages` framed with request ids 1, 2, ….
@@ -95,8 +107,13 @@ struct VoxsyncFrameRingDialect: BenchDialect {
     mutating func greeting() throws -> [UInt8]? { try hello.greeting() }
 
     mutating func request() throws -> [UInt8] {
-        defer { next += 1 }
-        return frames[next % frames.count]
+        switch source {
+        case .ring(let frames, let next):
+            source = .ring(frames, next: next + 1)
+            return frames[next % frames.count]
+        case .shared(let shared):
+            return try shared.take()
+        }
     }
 
     mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
@@ -114,6 +131,21 @@ struct VoxsyncFrameRingDialect: BenchDialect {
             count += 1
         }
         return count
+    }
+}
+
+/// Requests built before the clock starts, which the connections of one run take in turn,
+/// each once. The client is one thread, so a plain class suffices.
+final class PreparedRequests {
+    private let requests: [[UInt8]]
+    private var next = 0
+
+    init(_ requests: [[UInt8]]) { self.requests = requests }
+
+    func take() throws -> [UInt8] {
+        guard next < requests.count else { throw BenchError("the run asked for more than the \(requests.count) requests prepared") }
+        defer { next += 1 }
+        return requests[next]
     }
 }
 
@@ -348,7 +380,7 @@ struct RedisGetDialect: BenchDialect {
 /// benchmark, SET (`+OK`) sent once to give GET its value, or SET of a new key each time for
 /// the durable enrolls' reference.
 struct RedisFixedReplyDialect: BenchDialect {
-    private let command: () -> [UInt8]
+    private let command: () throws -> [UInt8]
     private let reply: [UInt8]
 
     static func ping() -> Self {
@@ -361,17 +393,17 @@ struct RedisFixedReplyDialect: BenchDialect {
         return Self(command: { command }, reply: Array("+OK\r\n".utf8))
     }
 
-    /// SET of whatever `next` returns, a new command per request.
-    static func set(_ next: @escaping () -> (key: String, value: [UInt8])) -> Self {
-        Self(command: { let (key, value) = next(); return setCommand(key: key, value: value) }, reply: Array("+OK\r\n".utf8))
+    /// SETs built beforehand (`setCommand`), taken in turn from `prepared`, each once.
+    static func set(_ prepared: PreparedRequests) -> Self {
+        Self(command: prepared.take, reply: Array("+OK\r\n".utf8))
     }
 
-    private static func setCommand(key: String, value: [UInt8]) -> [UInt8] {
+    static func setCommand(key: String, value: [UInt8]) -> [UInt8] {
         Array("*3\r\n$3\r\nSET\r\n$\(key.utf8.count)\r\n\(key)\r\n$\(value.count)\r\n".utf8) + value + Array("\r\n".utf8)
     }
 
     mutating func greeting() throws -> [UInt8]? { nil }
-    mutating func request() throws -> [UInt8] { command() }
+    mutating func request() throws -> [UInt8] { try command() }
 
     mutating func answers(in buffer: inout ByteBuffer) throws -> Int {
         var count = 0

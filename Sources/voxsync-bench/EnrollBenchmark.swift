@@ -72,12 +72,12 @@ struct EnrollBenchmark: ParsableCommand {
                 do {
                     let redis = try RedisServerProcess(executable: redisServer)
                     defer { redis.stop() }
-                    var next = 0
+                    // Built before the clock starts, as voxsync's frames are (`EnrollLoad`).
+                    let commands = PreparedRequests((0..<roundRequests).map {
+                        RedisFixedReplyDialect.setCommand(key: benchSpeakerID($0), value: values[$0 % values.count])
+                    })
                     let run = try ClosedLoopClient.run(socketPath: redis.socketPath, clients: count, requests: roundRequests) {
-                        RedisFixedReplyDialect.set {
-                            defer { next += 1 }
-                            return (benchSpeakerID(next), values[next % values.count])
-                        }
+                        RedisFixedReplyDialect.set(commands)
                     }
                     measured.add("redis-server SET 768 B, appendfsync always · the same closed-loop client", clients: count, samples: run.samples, seconds: run.seconds)
                 }

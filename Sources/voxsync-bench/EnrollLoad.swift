@@ -5,26 +5,16 @@ import VoxWire
 /// it) and the benchmarks that need a full store first.
 enum EnrollLoad {
     /// Enrolls `bench-<first>` … `bench-<first + count - 1>` with the vectors `embedding(i)`.
+    /// Every request is framed before the clock starts (see `VoxsyncFrameRingDialect`); the
+    /// speakers go out in order, whichever connection is free sends the next.
     static func run(
         socketPath: String, clients: Int, first: Int = 0, count: Int,
-        embedding: @escaping (Int) -> [Float]
+        embedding: (Int) -> [Float]
     ) throws -> (samples: LatencySamples, seconds: Double) {
-        let counter = Counter(next: first)
+        let frames = try VoxsyncFrameRingDialect.frames((first..<first + count).map { putMessage(benchSpeakerID($0), embedding($0)) })
+        let shared = PreparedRequests(frames)
         return try ClosedLoopClient.run(socketPath: socketPath, clients: clients, requests: count) {
-            VoxsyncDialect {
-                let index = counter.take()
-                return putMessage(benchSpeakerID(index), embedding(index))
-            }
-        }
-    }
-
-    /// The next speaker index; the client is one thread, so a plain class suffices.
-    private final class Counter {
-        var next: Int
-        init(next: Int) { self.next = next }
-        func take() -> Int {
-            defer { next += 1 }
-            return next
+            try VoxsyncFrameRingDialect(shared: shared, answer: .putOk(.init()))
         }
     }
 }
