@@ -47,7 +47,9 @@ public struct PrefetchLedger<Key: Hashable & Sendable>: Sendable {
     /// prefetched entry nobody read: a wasted prefetch.
     @discardableResult
     public mutating func evicted(_ key: Key) -> Bool {
-        guard marked.remove(key) != nil else { return false }
+        // As in `read`: with nothing prefetched unread (every write of an enroll evicts once
+        // the cache is full), no hashing.
+        guard !marked.isEmpty, marked.remove(key) != nil else { return false }
         wasted += 1
         return true
     }
@@ -55,6 +57,7 @@ public struct PrefetchLedger<Key: Hashable & Sendable>: Sendable {
     /// `key` left the cache because its profile was deleted: neither used nor wasted, the
     /// prefetch's outcome is unknown.
     public mutating func forget(_ key: Key) {
+        guard !marked.isEmpty else { return }
         marked.remove(key)
     }
 
