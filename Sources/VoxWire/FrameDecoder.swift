@@ -60,7 +60,7 @@ public struct FrameDecoder {
     }
 
     private static func parse<Bytes: SwiftProtobufContiguousBytes>(_ body: Bytes) throws(WireError) -> Envelope {
-        // A verify or a ping in its canonical encoding is decoded by hand (see `HotPath`).
+        // A verify, a put or a ping in its canonical encoding is decoded by hand (`HotPath`).
         if let envelope = body.withUnsafeBytes({ HotPath.decode($0) }) { return envelope }
         do {
             return try Envelope(serializedBytes: body)

@@ -17,7 +17,7 @@ public struct FrameEncoder {
     public mutating func encode(_ envelope: Envelope, into buffer: inout ByteBuffer) throws(WireError) {
         let body: [UInt8]
         do {
-            // A verify answer or a pong is encoded by hand, bytes as SwiftProtobuf's (`HotPath`).
+            // A verify or put answer or a pong is encoded by hand, bytes as SwiftProtobuf's (`HotPath`).
             body = try HotPath.encode(envelope) ?? envelope.serializedBytes()
         } catch {
             throw WireError(.invalidEnvelope, "the message cannot be serialized: \(error)")

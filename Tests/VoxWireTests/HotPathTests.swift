@@ -35,7 +35,7 @@ import VoxTestSupport
         ["", "alice", "speaker-\(rng.next() % 100_000)", "zoë-北京-\u{1F600}", String(repeating: "x", count: 200)][Int(rng.next() % 5)]
     }
 
-    @Test func verifyAnswersAndPongsEncodeAsSwiftProtobufEncodesThem() async {
+    @Test func verifyAndPutAnswersAndPongsEncodeAsSwiftProtobufEncodesThem() async {
         let differences = await offCooperativePool { Self.encodingDifferences(count: 3000) }
         #expect(differences.isEmpty, "\(differences.prefix(5))")
     }
@@ -46,11 +46,17 @@ import VoxTestSupport
         for _ in 0..<count {
             var envelope = Envelope()
             envelope.requestID = Self.randomID(&rng)
-            if rng.next() % 3 == 0 {
+            switch rng.next() % 4 {
+            case 0:
                 var pong = Pong()
                 pong.payload = Data((0..<Int(rng.next() % 300)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
                 envelope.message = .pong(pong)
-            } else {
+            case 1:
+                var answer = Voxsync_V1_PutResponse()
+                answer.version = Self.randomID(&rng)
+                answer.origin = Self.randomSpeaker(&rng)
+                envelope.message = .putOk(answer)
+            default:
                 var answer = Voxsync_V1_VerifyResponse()
                 answer.score = Self.randomFloat(&rng)
                 answer.threshold = Self.randomFloat(&rng)
@@ -75,7 +81,7 @@ import VoxTestSupport
         #expect(HotPath.encode(withUnknown) == nil)
     }
 
-    @Test func verifiesAndPingsDecodeAsSwiftProtobufDecodesThem() async {
+    @Test func verifiesPutsAndPingsDecodeAsSwiftProtobufDecodesThem() async {
         let differences = await offCooperativePool { Self.decodingDifferences(count: 3000) }
         #expect(differences.isEmpty, "\(differences.prefix(5))")
     }
@@ -86,11 +92,17 @@ import VoxTestSupport
         for _ in 0..<count {
             var envelope = Envelope()
             envelope.requestID = Self.randomID(&rng)
-            if rng.next() % 4 == 0 {
+            var handByHand = true
+            switch rng.next() % 6 {
+            case 0:
                 var ping = Ping()
                 ping.payload = Data((0..<Int(rng.next() % 300)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
                 envelope.message = .ping(ping)
-            } else {
+            case 1, 2:
+                let (put, bookkeeping) = Self.randomPut(&rng)
+                handByHand = !bookkeeping
+                envelope.message = .put(put)
+            default:
                 var verify = Voxsync_V1_VerifyRequest()
                 verify.speakerID = Self.randomSpeaker(&rng)
                 switch rng.next() % 4 {
@@ -100,6 +112,13 @@ import VoxTestSupport
                 }
                 if rng.next() % 3 == 0 { verify.probe.model = rng.next() % 2 == 0 ? "ecapa-tdnn-192" : Self.randomSpeaker(&rng) }
                 envelope.message = .verify(verify)
+            }
+            if !handByHand {
+                // The store's bookkeeping in a put: left to SwiftProtobuf.
+                if let bytes: [UInt8] = try? envelope.serializedBytes(), bytes.withUnsafeBytes({ HotPath.decode($0) }) != nil {
+                    differences.append("decoded by hand despite its bookkeeping: \(envelope)")
+                }
+                continue
             }
             guard let bytes: [UInt8] = try? envelope.serializedBytes(),
                   let fast = bytes.withUnsafeBytes({ HotPath.decode($0) }),
@@ -111,6 +130,63 @@ import VoxTestSupport
             }
         }
         return differences
+    }
+
+    static func randomEmbedding(_ rng: inout SplitMix64) -> Embedding {
+        var embedding = Embedding()
+        if rng.next() % 4 != 0 { embedding.values = (0..<Int(rng.next() % 200)).map { _ in Self.randomFloat(&rng) } }
+        if rng.next() % 3 == 0 { embedding.model = rng.next() % 2 == 0 ? "ecapa-tdnn-192" : Self.randomSpeaker(&rng) }
+        return embedding
+    }
+
+    /// A put with every field a client sets, each sometimes left out; true when it also carries
+    /// the store's bookkeeping (fields 6–9), which a client has no reason to send.
+    static func randomPut(_ rng: inout SplitMix64) -> (Voxsync_V1_PutRequest, bookkeeping: Bool) {
+        var put = Voxsync_V1_PutRequest()
+        if rng.next() % 8 != 0 {
+            var profile = Profile()
+            profile.speakerID = Self.randomSpeaker(&rng)
+            if rng.next() % 5 != 0 { profile.embedding = Self.randomEmbedding(&rng) }
+            profile.samples = (0..<Int(rng.next() % 4)).map { _ in Self.randomEmbedding(&rng) }
+            if rng.next() % 2 == 0 { profile.threshold = Self.randomFloat(&rng) }
+            if rng.next() % 3 == 0 { profile.metadata = rng.next() % 2 == 0 ? "{\"room\": \"kitchen\"}" : Self.randomSpeaker(&rng) }
+            put.profile = profile
+        }
+        if rng.next() % 3 == 0 { put.expectedVersion = Self.randomID(&rng) }
+        guard rng.next() % 6 == 0 else { return (put, false) }
+        switch rng.next() % 4 {
+        case 0: put.profile.version = rng.next() | 1
+        case 1: put.profile.origin = "instance-a"
+        case 2: put.profile.updatedAtUnixMs = -1
+        default: put.profile.deleted = true
+        }
+        return (put, true)
+    }
+
+    /// A put in its canonical encoding, mutated: whatever the hot path decodes, SwiftProtobuf
+    /// decodes the same way.
+    @Test func mutatedPutsAreDecodedAsSwiftProtobufDecodesThemOrLeftToIt() async throws {
+        var put = Voxsync_V1_PutRequest()
+        put.profile.speakerID = "alice"
+        put.profile.embedding.values = (0..<8).map { Float($0) / 8 }
+        put.profile.embedding.model = "ecapa-tdnn-192"
+        put.profile.samples = [Embedding(), Embedding()]
+        put.profile.samples[0].values = [0.5, -0.5]
+        put.profile.samples[1].values = [0.25]
+        put.profile.threshold = 0.3
+        put.profile.metadata = "{}"
+        put.expectedVersion = 0
+        let canonical: [UInt8] = try Envelope(requestID: 302, .put(put)).serializedBytes()
+        let fast = try #require(canonical.withUnsafeBytes { HotPath.decode($0) })
+        #expect(fast.put == put, "the canonical put is decoded by hand, whole")
+        let (handled, differences) = await offCooperativePool { Self.mutationDifferences(canonical, count: 10_000) }
+        #expect(differences.isEmpty, "\(differences.prefix(5))")
+        #expect(handled > 500, "the mutations keep some frames canonical")
+        // Samples out of their place (after the threshold) are valid protobuf, not canonical.
+        let body: [UInt8] = [0x0a, 0x05] + Array("alice".utf8) + [0x25, 0x00, 0x00, 0x80, 0x3f] + [0x1a, 0x00]
+        let reordered: [UInt8] = [0x52, UInt8(body.count + 2), 0x0a, UInt8(body.count)] + body
+        #expect(reordered.withUnsafeBytes { HotPath.decode($0) } == nil)
+        #expect(try Envelope(serializedBytes: reordered).put.profile.samples.count == 1)
     }
 
     /// Equal, with NaN payloads compared by bit pattern.
