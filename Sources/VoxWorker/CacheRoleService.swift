@@ -70,7 +70,11 @@ final class CacheRoleService: WorkerRoleService {
             sender: PeerSender(
                 path: configuration.workerSocketPath(.prefetch), clientName: "voxsyncd cache", capacity: 64,
                 loop: service.loop, logger: logger))
-        service.onCommitted = { nudges.send(.outboxNudge(.init()), policy: .coalesce) }
+        // At most one nudge per sync_nudge_interval_ms during a burst of commits (`NudgePacing`).
+        let pacer = NudgePacer(interval: configuration.syncNudgeInterval, loop: service.loop) {
+            nudges.send(.outboxNudge(.init()), policy: .coalesce)
+        }
+        service.onCommitted = { pacer.committed() }
         service.onAccess = { speaker, hit in accessEvents.record(speaker, hit: hit) }
         self.peers.value = Peers(nudges: nudges, accessEvents: accessEvents)
         self.internalServer.value = try await WorkerSocket.bind(
@@ -199,3 +203,34 @@ final class NIOLockedValueBoxHolder<Value: Sendable>: Sendable {
     }
 }
 
+
+/// The I/O shell of `NudgePacing`: told of each commit that wrote something (on the store's
+/// thread), it nudges through `send` and arms the owed nudge's timer on `loop`.
+final class NudgePacer: Sendable {
+    private let pacing: NIOLockedValueBox<NudgePacing<ContinuousClock.Instant>>
+    private let loop: EventLoop
+    private let send: @Sendable () -> Void
+
+    init(interval: Duration, loop: EventLoop, send: @escaping @Sendable () -> Void) {
+        self.pacing = NIOLockedValueBox(NudgePacing(interval: interval))
+        self.loop = loop
+        self.send = send
+    }
+
+    func committed() {
+        carryOut(pacing.withLockedValue { $0.committed(at: .now) })
+    }
+
+    private func carryOut(_ action: NudgePacing<ContinuousClock.Instant>.Action) {
+        switch action {
+        case .none:
+            break
+        case .nudge:
+            send()
+        case .armTimer(let after):
+            loop.scheduleTask(in: TimeAmount(after)) {
+                self.carryOut(self.pacing.withLockedValue { $0.timerFired(at: .now) })
+            }
+        }
+    }
+}

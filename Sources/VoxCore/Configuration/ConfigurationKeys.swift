@@ -68,6 +68,7 @@ public enum ConfigurationKeys {
                    \.postgresURL) { text throws(ConfigurationError) in _ = try PostgresURL(parsing: text) },
         integer("sync_batch_size", "Speakers per multi-row upsert to PostgreSQL.", \.syncBatchSize, 1...10_000),
         milliseconds("sync_interval_ms", "Outbox drain and remote pull interval when nothing nudges.", \.syncInterval, 10...3_600_000),
+        milliseconds("sync_nudge_interval_ms", "Most often the cache worker nudges the sync worker after commits; a commit in between is pushed at most this much later (0: a nudge after every commit).", \.syncNudgeInterval, 0...1000),
         integer("max_retry_attempts", "Pushes of a row PostgreSQL refuses before it is dead-lettered.", \.maxRetryAttempts, 1...1000),
         integer("postgres_pool_size", "PostgreSQL connections of the sync worker.", \.postgresPoolSize, 1...64),
         milliseconds("postgres_timeout_ms", "Deadline of one PostgreSQL call (connecting included); longer counts as a failure.", \.postgresTimeout, 100...600_000),

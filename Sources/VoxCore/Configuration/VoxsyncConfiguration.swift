@@ -51,6 +51,9 @@ public struct VoxsyncConfiguration: Sendable, Equatable {
     public var syncBatchSize = 50
     /// Sync: how often the outbox is drained and remote changes pulled without a nudge.
     public var syncInterval: Duration = .seconds(1)
+    /// Most often the cache worker nudges the sync worker after commits (`NudgePacing`); a
+    /// commit in between waits for the next nudge, at most this long. Zero: after every commit.
+    public var syncNudgeInterval: Duration = .milliseconds(5)
     /// Sync: pushes of a row the server refuses before it is dead-lettered.
     public var maxRetryAttempts = 5
     /// Sync: PostgreSQL connections.

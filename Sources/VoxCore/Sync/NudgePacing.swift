@@ -1,0 +1,61 @@
+/// When the cache worker nudges the sync worker after a commit ("the outbox has new rows"):
+/// a commit after a quiet spell nudges at once; a commit within `interval` of the last nudge
+/// leaves one owed, sent when the interval is up (the shell's timer, `timerFired`). The sync
+/// worker so hears of every commit at most `interval` late — write-behind lags by no more than
+/// that — while a burst of enrolls (about 700 group commits a second at 32 clients) wakes it at
+/// most once per interval instead of once per commit.
+///
+/// Each nudge wakes the cache worker's home loop (it sends it) and the sync worker (it
+/// answers it, and looks at the outbox): about 5 µs of CPU per enroll between them at a nudge
+/// per commit, on two cores the enrolls' round trips need. `CoalescedSend` already kept it to
+/// one per round trip; this keeps it to one per interval. With 5 ms, enrolls at 32 clients,
+/// 8 alternated pairs on 2026-12-02: ahead in 7, medians 25.2 against 21.9 k/s.
+///
+/// A pure value, like `ExportPacing`: the shell calls it under a lock, nudges when told, and
+/// arms a timer when told.
+public struct NudgePacing<Instant: InstantProtocol>: Sendable where Instant: Sendable, Instant.Duration == Swift.Duration {
+    public enum Action: Equatable, Sendable {
+        case none
+        /// Nudge the sync worker now.
+        case nudge
+        /// Call `timerFired` after this long (one timer at a time: no other is armed).
+        case armTimer(Duration)
+    }
+
+    /// Zero nudges after every commit.
+    public let interval: Duration
+    private var lastNudge: Instant?
+    /// A commit since the last nudge that no nudge has covered yet.
+    private var owed = false
+    private var timerArmed = false
+
+    public init(interval: Duration) {
+        precondition(interval >= .zero, "a negative nudge interval")
+        self.interval = interval
+    }
+
+    /// A commit that wrote something finished at `now`.
+    public mutating func committed(at now: Instant) -> Action {
+        if let lastNudge {
+            let since = lastNudge.duration(to: now)
+            if since >= .zero, since < interval {
+                owed = true
+                if timerArmed { return .none }
+                timerArmed = true
+                return .armTimer(interval - since)
+            }
+        }
+        lastNudge = now
+        owed = false  // this nudge covers any owed one; a timer still armed then finds nothing
+        return .nudge
+    }
+
+    /// The timer that `committed` armed ran out at `now`.
+    public mutating func timerFired(at now: Instant) -> Action {
+        timerArmed = false
+        guard owed else { return .none }
+        owed = false
+        lastNudge = now
+        return .nudge
+    }
+}
