@@ -61,7 +61,7 @@ enum HotPath {
         var put = Voxsync_V1_PutRequest()
         var tag = reader.byte()
         if tag == 1 << 3 | 2 {  // profile
-            guard let length = reader.length(), let message = reader.slice(length), let profile = decodeProfile(message) else { return nil }
+            guard let profile = reader.message(decodeProfile) else { return nil }
             put.profile = profile
             tag = reader.byte()
         }
@@ -80,19 +80,18 @@ enum HotPath {
         var profile = Voxsync_V1_Profile()
         var tag = reader.byte()
         if tag == 1 << 3 | 2 {  // speaker_id
-            guard let length = reader.length(), let text = reader.slice(length),
-                  let id = String(validating: text, as: UTF8.self) else { return nil }
+            guard let id = reader.string() else { return nil }
             profile.speakerID = id
             tag = reader.byte()
         }
         if tag == 2 << 3 | 2 {  // embedding
-            guard let length = reader.length(), let message = reader.slice(length), let embedding = decodeEmbedding(message) else { return nil }
+            guard let embedding = reader.message(decodeEmbedding) else { return nil }
             profile.embedding = embedding
             tag = reader.byte()
         }
         var samples: [Voxsync_V1_Embedding] = []
         while tag == 3 << 3 | 2 {  // samples, one field each, in order
-            guard let length = reader.length(), let message = reader.slice(length), let sample = decodeEmbedding(message) else { return nil }
+            guard let sample = reader.message(decodeEmbedding) else { return nil }
             samples.append(sample)
             tag = reader.byte()
         }
@@ -103,8 +102,7 @@ enum HotPath {
             tag = reader.byte()
         }
         if tag == 5 << 3 | 2 {  // metadata
-            guard let length = reader.length(), let text = reader.slice(length),
-                  let metadata = String(validating: text, as: UTF8.self) else { return nil }
+            guard let metadata = reader.string() else { return nil }
             profile.metadata = metadata
             tag = reader.byte()
         }
@@ -116,13 +114,12 @@ enum HotPath {
         var verify = Voxsync_V1_VerifyRequest()
         var tag = reader.byte()
         if tag == 1 << 3 | 2 {  // speaker_id
-            guard let length = reader.length(), let text = reader.slice(length),
-                  let id = String(validating: text, as: UTF8.self) else { return nil }
+            guard let id = reader.string() else { return nil }
             verify.speakerID = id
             tag = reader.byte()
         }
         if tag == 2 << 3 | 2 {  // probe
-            guard let length = reader.length(), let message = reader.slice(length), let probe = decodeEmbedding(message) else { return nil }
+            guard let probe = reader.message(decodeEmbedding) else { return nil }
             verify.probe = probe
             tag = reader.byte()
         }
@@ -144,8 +141,7 @@ enum HotPath {
             tag = reader.byte()
         }
         if tag == 2 << 3 | 2 {  // model
-            guard let length = reader.length(), let text = reader.slice(length),
-                  let model = String(validating: text, as: UTF8.self) else { return nil }
+            guard let model = reader.string() else { return nil }
             embedding.model = model
             tag = reader.byte()
         }
@@ -192,6 +188,18 @@ enum HotPath {
         mutating func length() -> Int? {
             guard let value = varint(), value <= UInt64(bytes.count - index) else { return nil }
             return Int(value)
+        }
+
+        /// A length-prefixed string of valid UTF-8 (SwiftProtobuf refuses anything else).
+        mutating func string() -> String? {
+            guard let length = length(), let text = slice(length) else { return nil }
+            return String(validating: text, as: UTF8.self)
+        }
+
+        /// A length-prefixed message, decoded by `decode`.
+        mutating func message<Message>(_ decode: (UnsafeRawBufferPointer) -> Message?) -> Message? {
+            guard let length = length(), let bytes = slice(length) else { return nil }
+            return decode(bytes)
         }
 
         mutating func slice(_ length: Int) -> UnsafeRawBufferPointer? {
