@@ -88,6 +88,7 @@ let package = Package(
             dependencies: [
                 "VoxCore", "VoxStore", "VoxWire", "VoxTransport", "CVoxSys",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -73,12 +73,12 @@ struct EnrollBenchmark: ParsableCommand {
                     let redis = try RedisServerProcess(executable: redisServer)
                     defer { redis.stop() }
                     // Built before the clock starts, as voxsync's frames are (`EnrollLoad`).
-                    let commands = PreparedRequests((0..<roundRequests).map {
-                        RedisFixedReplyDialect.setCommand(key: benchSpeakerID($0), value: values[$0 % values.count])
-                    })
-                    let run = try ClosedLoopClient.run(socketPath: redis.socketPath, clients: count, requests: roundRequests) {
-                        RedisFixedReplyDialect.set(commands)
-                    }
+                    let run = try EnrollLoad.runPrepared(
+                        socketPath: redis.socketPath, clients: count, count: roundRequests,
+                        build: { indices in
+                            indices.map { RedisFixedReplyDialect.setCommand(key: benchSpeakerID($0), value: values[$0 % values.count]) }
+                        },
+                        dialect: { RedisFixedReplyDialect.set($0) })
                     measured.add("redis-server SET 768 B, appendfsync always · the same closed-loop client", clients: count, samples: run.samples, seconds: run.seconds)
                 }
                 do {

@@ -1,9 +1,12 @@
 /// When the cache worker nudges the sync worker after a commit ("the outbox has new rows"):
 /// a commit after a quiet spell nudges at once; a commit within `interval` of the last nudge
-/// leaves one owed, sent when the interval is up (the shell's timer, `timerFired`). The sync
-/// worker so hears of every commit at most `interval` late — write-behind lags by no more than
-/// that — while a burst of enrolls (about 700 group commits a second at 32 clients) wakes it at
-/// most once per interval instead of once per commit.
+/// leaves one owed, sent when the interval is up (the shell's timer, `timerFired`). Nudges are
+/// always at least `interval` apart, and the sync worker hears of every commit at most
+/// `interval` late while the timer runs on time, so write-behind starts no later than that;
+/// a burst of enrolls (about 700 group commits a second at 32 clients) wakes it at most once
+/// per interval instead of once per commit. (A nudge still owed when the cache worker stops is
+/// not sent: the sync worker's periodic drain, every `sync_interval_ms`, and its drain when it
+/// stops push those rows, as they push rows whose nudge a full queue dropped.)
 ///
 /// Each nudge wakes the cache worker's home loop (it sends it) and the sync worker (it
 /// answers it, and looks at the outbox): about 5 µs of CPU per enroll between them at a nudge
@@ -46,14 +49,22 @@ public struct NudgePacing<Instant: InstantProtocol>: Sendable where Instant: Sen
             }
         }
         lastNudge = now
-        owed = false  // this nudge covers any owed one; a timer still armed then finds nothing
+        owed = false  // this nudge covers any owed one
         return .nudge
     }
 
-    /// The timer that `committed` armed ran out at `now`.
+    /// The timer that `committed` (or this) armed ran out at `now`. A timer that ran late may
+    /// find that a commit nudged meanwhile: then what is owed waits out that nudge's interval.
     public mutating func timerFired(at now: Instant) -> Action {
         timerArmed = false
         guard owed else { return .none }
+        if let lastNudge {
+            let since = lastNudge.duration(to: now)
+            if since >= .zero, since < interval {
+                timerArmed = true
+                return .armTimer(interval - since)
+            }
+        }
         owed = false
         lastNudge = now
         return .nudge
