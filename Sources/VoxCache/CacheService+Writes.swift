@@ -42,6 +42,26 @@ extension CacheService {
         return .later(pending.promise.futureResult)
     }
 
+    /// Runs `body` holding the group-commit queue's lock, which guards `commits` and nothing
+    /// else; never taken together with `lock`, in either order.
+    ///
+    /// A lock of its own because a write needs nothing of the cache to queue: when a commit's
+    /// answers leave, the cache still has its versions to take (~190 µs for 32 writes, under
+    /// `lock`), and with one lock for both the writers just answered waited for that work to
+    /// write again. Enrolls at 32 clients, 8 alternated pairs on 2026-12-02: ahead in 6,
+    /// medians 22.2 against 21.3 k/s.
+    ///
+    /// So a writer answered while the cache still takes a commit's versions may start the
+    /// next batch before the cache is done. Store order still holds because `storeThread` is
+    /// one thread taking its work first in, first out: the next batch's write, and its own
+    /// update of the cache, come after this one's.
+    @inline(__always)
+    func queued<T>(_ body: () throws -> T) rethrows -> T {
+        commitLock.lock()
+        defer { commitLock.unlock() }
+        return try body()
+    }
+
     /// A write and its answer.
     typealias Answered = (pending: PendingPut, answer: Envelope.OneOf_Message)
 
